@@ -1,0 +1,21 @@
+"""Where the safety layer keeps its state (gallery, audit log, certificates).
+
+Set with the environment variable VASA_DATA_DIR; defaults to a per-user location
+(~/.local/share/vasa or $XDG_DATA_HOME/vasa).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """Return the data directory, creating it (mode 0700) if needed."""
+    env = os.environ.get("VASA_DATA_DIR")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        path = Path(base) / "vasa"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
