@@ -1,0 +1,90 @@
+"""Benchmark: time every stage and the whole pipeline, at 512x512 and 256x256, on a fixed clip.
+
+    python -m vasa_core bench [--json] [--seconds 10] [--long-seconds 600]
+
+The clip is the shipped default speech, looped to `--seconds`; the portrait is scikit-image's astronaut.
+Per-frame stage times are medians over the clip's frames; end to end is wall time of `pipeline.write`
+(analysis excluded: it is cached per portrait) including H.264 + AAC encoding. Peak memory is the
+process's maximum resident set size.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def _clip(seconds: float):
+    from .audio import Audio
+    from .pipeline import OUTPUT_SAMPLE_RATE
+    from .audio import load_audio
+    base = load_audio(ASSETS / "default_speech.ogg", sample_rate=OUTPUT_SAMPLE_RATE)
+    n = int(seconds * OUTPUT_SAMPLE_RATE)
+    reps = int(np.ceil(n / len(base.samples)))
+    return Audio(np.tile(base.samples, reps)[:n].copy(), OUTPUT_SAMPLE_RATE)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_size(size: int, audio, portrait_src) -> dict:
+    from .pipeline import TalkingFacePipeline
+    pipe = TalkingFacePipeline(size=size, device="auto")
+    t = time.perf_counter()
+    portrait, renderer = pipe.prepare(portrait_src)
+    analysis_ms = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    motion = pipe.motion(audio)
+    motion_ms = (time.perf_counter() - t) * 1000 / len(motion)
+    render_ms = []
+    for row in motion.values:
+        t = time.perf_counter()
+        renderer.render(row)
+        render_ms.append((time.perf_counter() - t) * 1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        pipe.write(portrait_src, audio, Path(tmp) / "bench.mp4")
+        wall = time.perf_counter() - t
+    n = len(motion)
+    return {"size": size, "frames": n, "analysis_ms": round(analysis_ms, 1),
+            "motion_ms_per_frame": round(motion_ms, 3), "render_ms_median": round(statistics.median(render_ms), 2),
+            "render_ms_p90": round(float(np.percentile(render_ms, 90)), 2),
+            "e2e_fps": round(n / wall, 1), "rtf": round(wall / audio.duration, 3), "device": renderer.device}
+
+
+def run_bench(seconds: float = 10.0, as_json: bool = False, long_seconds: float = 0.0) -> int:
+    import skimage.data
+    portrait_src = skimage.data.astronaut()
+    audio = _clip(seconds)
+    res = {f"s{size}": bench_size(size, audio, portrait_src) for size in (512, 256)}
+    out = {"clip_seconds": seconds, "e2e_fps_512": res["s512"]["e2e_fps"], "e2e_fps_256": res["s256"]["e2e_fps"],
+           "rtf_512": res["s512"]["rtf"], "peak_rss_mb": round(_peak_rss_mb(), 1), "stages": res}
+    if long_seconds:
+        from .pipeline import TalkingFacePipeline
+        before = _peak_rss_mb()
+        long_audio = _clip(long_seconds)
+        with tempfile.TemporaryDirectory() as tmp:
+            TalkingFacePipeline(size=512).write(portrait_src, long_audio, Path(tmp) / "long.mp4")
+        out[f"peak_rss_mb_{int(long_seconds)}s"] = round(_peak_rss_mb(), 1)
+        out["peak_rss_mb_before_long"] = round(before, 1)
+    if as_json:
+        print(json.dumps(out, indent=2))
+    else:
+        for key in ("s512", "s256"):
+            r = res[key]
+            print(f"{r['size']}x{r['size']} ({r['device']}): analysis {r['analysis_ms']} ms once; motion "
+                  f"{r['motion_ms_per_frame']} ms/frame; render median {r['render_ms_median']} ms "
+                  f"(p90 {r['render_ms_p90']}); end to end {r['e2e_fps']} fps = {1 / r['rtf']:.2f}x real time")
+        print(f"peak RSS {out['peak_rss_mb']} MB")
+        for k, v in out.items():
+            if k.startswith("peak_rss_mb_"):
+                print(f"{k}: {v}")
+    return 0

@@ -1,0 +1,308 @@
+"""Portrait analysis: find the face, frame the output square, fit the 3D face mesh, estimate head pose.
+
+`analyze_portrait(image, size)` returns a `Portrait`: the framed image (size x size RGB), the 478 mediapipe
+landmarks in pixels (x, y, and z on the same scale as x; smaller z = closer to the camera), the head's
+rotation and pivot, and a person/background mask. Faces are found with MTCNN (facenet-pytorch, bundled
+weights); the largest face is animated.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import (FaceCutOffError, FaceTooSmallError, ImageError, NoFaceError, ProfileFaceError)
+
+MAX_SIDE = 4096            # px: larger images are downscaled to this long side first
+MAX_PIXELS = 40_000_000    # decoded images above this are refused (decompression bombs)
+MIN_FACE_PX = 80           # px: narrower faces (MTCNN box width, in the source image) are refused
+MAX_PROFILE_DEG = 45.0     # |yaw| above this is a profile view: refused
+FRAME_SCALE = 2.4          # output side = this x the face box side
+DETECT_SIDE = 800          # px: MTCNN runs on a copy with this long side (speed)
+
+# mediapipe face-mesh landmark indices used across the engine
+FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
+             148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+LIPS_INNER_UPPER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
+LIPS_INNER_LOWER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+LIPS_OUTER_UPPER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291]
+LIPS_OUTER_LOWER = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291]
+# eyes, as seen in the image: "R" = subject's right eye (image left)
+EYE_R_UPPER = [33, 246, 161, 160, 159, 158, 157, 173, 133]
+EYE_R_LOWER = [33, 7, 163, 144, 145, 153, 154, 155, 133]
+EYE_L_UPPER = [263, 466, 388, 387, 386, 385, 384, 398, 362]
+EYE_L_LOWER = [263, 249, 390, 373, 374, 380, 381, 382, 362]
+IRIS_R = [468, 469, 470, 471, 472]   # centre first
+IRIS_L = [473, 474, 475, 476, 477]
+BROW_R = [70, 63, 105, 66, 107, 55, 65, 52, 53, 46]
+BROW_L = [300, 293, 334, 296, 336, 285, 295, 282, 283, 276]
+NOSE_TIP, NOSE_BASE, CHIN, FOREHEAD = 1, 2, 152, 10
+CHEEK_R, CHEEK_L = 234, 454
+
+
+@dataclass(frozen=True)
+class Portrait:
+    """A framed portrait ready to animate.
+
+    image:       (S, S, 3) uint8 RGB, the face framed in the centre
+    landmarks:   (478, 3) float32 pixels; x right, y down, z away from the camera (same scale as x)
+    rotation:    (3, 3) head-to-camera rotation (columns: head x = subject's right->left, y = down, z = back)
+    center:      (3,) pivot of head rotation, pixels
+    yaw, pitch, roll: the portrait's head pose in degrees (sign convention of `vasa_core.motion`)
+    person_mask: (S, S) float32 in [0, 1], 1 on the person (face, hair, neck, body)
+    face_width:  distance between the face's sides (landmarks 234-454), pixels
+    mouth_open:  inner-lip gap / face width in the portrait (0 for a closed mouth)
+    crop_box:    (x0, y0, x1, y1) of the framed square in the source image's pixels (may extend past it)
+    key:         SHA-256 of the source pixels + size (cache key)
+    """
+    image: np.ndarray
+    landmarks: np.ndarray
+    rotation: np.ndarray
+    center: np.ndarray
+    yaw: float
+    pitch: float
+    roll: float
+    person_mask: np.ndarray
+    face_width: float
+    mouth_open: float
+    crop_box: tuple[float, float, float, float]
+    key: str
+
+    @property
+    def size(self) -> int:
+        return int(self.image.shape[0])
+
+
+# --- image loading --------------------------------------------------------------------------------------
+
+def load_image(source: str | Path | bytes | np.ndarray) -> np.ndarray:
+    """Decode an image (path, bytes or array) to RGB uint8, applying EXIF orientation.
+
+    JPEG, PNG, WebP and BMP are accepted by content, not by name. Images above 40 megapixels are refused;
+    images with a side above 4096 px are downscaled to 4096. Raises ImageError with a specific message.
+    """
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.ndim == 2:
+            arr = np.stack([arr] * 3, -1)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+            raise ImageError("The image array must be (H, W, 3) RGB or (H, W, 4) RGBA.")
+        arr = np.ascontiguousarray(arr[..., :3]).astype(np.uint8)
+    else:
+        from PIL import Image, ImageOps
+        if isinstance(source, (bytes, bytearray)):
+            data, name = bytes(source), "the image"
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise ImageError(f"Image file not found: {path}")
+            data, name = path.read_bytes(), path.name
+        if not data:
+            raise ImageError(f"{name} is empty.")
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        try:
+            img = Image.open(io.BytesIO(data))
+            if img.format not in ("JPEG", "PNG", "WEBP", "BMP", "MPO"):
+                raise ImageError(f"{name} is a {img.format} image; please use JPEG, PNG or WebP.")
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageError(f"{name} is {img.width}x{img.height} pixels; the limit is 40 megapixels.")
+            img = ImageOps.exif_transpose(img)
+            arr = np.asarray(img.convert("RGB"))
+        except ImageError:
+            raise
+        except Image.DecompressionBombError:
+            raise ImageError(f"{name} is too large to decode safely (over 40 megapixels).") from None
+        except Exception:
+            raise ImageError(f"Could not read {name} as an image; it may be corrupt or not an image "
+                             "(JPEG, PNG or WebP expected).") from None
+    h, w = arr.shape[:2]
+    if min(h, w) < 32:
+        raise ImageError(f"The image is only {w}x{h} pixels; it is too small to contain a usable face.")
+    if max(h, w) > MAX_SIDE:
+        k = MAX_SIDE / max(h, w)
+        arr = cv2.resize(arr, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(arr)
+
+
+# --- models (loaded once, shared, thread-safe) -----------------------------------------------------------
+
+_LOCK = threading.RLock()
+_MODELS: dict[str, object] = {}
+
+
+def _model(name: str):
+    with _LOCK:
+        if name not in _MODELS:
+            if name == "mtcnn":
+                import torch
+                from facenet_pytorch import MTCNN
+                _MODELS[name] = MTCNN(keep_all=True, device=torch.device("cpu"), post_process=False)
+            elif name == "mesh":
+                import mediapipe as mp
+                _MODELS[name] = mp.solutions.face_mesh.FaceMesh(
+                    static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3)
+            elif name == "selfie":
+                import mediapipe as mp
+                _MODELS[name] = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        return _MODELS[name]
+
+
+@dataclass(frozen=True)
+class Face:
+    """A detected face in source-image pixels: box (x0, y0, x1, y1), 5 points (eyes, nose, mouth corners)."""
+    box: np.ndarray
+    points: np.ndarray
+    score: float
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+
+def detect_faces(rgb: np.ndarray, min_score: float = 0.9) -> list[Face]:
+    """All faces MTCNN finds, largest first (boxes and points in `rgb`'s pixels)."""
+    h, w = rgb.shape[:2]
+    k = min(1.0, DETECT_SIDE / max(h, w))
+    small = cv2.resize(rgb, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else rgb
+    with _LOCK:
+        boxes, probs, points = _model("mtcnn").detect(small, landmarks=True)
+    if boxes is None:
+        return []
+    faces = [Face(np.asarray(b, np.float64) / k, np.asarray(p, np.float64) / k, float(s))
+             for b, s, p in zip(boxes, probs, points) if s is not None and float(s) >= min_score]
+    return sorted(faces, key=lambda f: -f.width * float(f.box[3] - f.box[1]))
+
+
+# --- geometry -------------------------------------------------------------------------------------------
+
+def head_rotation(lm: np.ndarray) -> np.ndarray:
+    """Head-to-camera rotation from landmarks: x from the right to the left cheek, y from forehead to chin."""
+    x = (lm[CHEEK_L] - lm[CHEEK_R]) + (lm[263] - lm[33])
+    x /= np.linalg.norm(x)
+    y = lm[CHIN] - lm[FOREHEAD]
+    y -= x * np.dot(x, y)
+    y /= np.linalg.norm(y)
+    z = np.cross(x, y)
+    return np.stack([x, y, z], 1)
+
+
+def rotation_angles(r: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of a head-to-camera rotation (conventions of `vasa_core.motion`)."""
+    yaw = np.degrees(np.arcsin(np.clip(r[2, 0], -1, 1)))
+    pitch = -np.degrees(np.arcsin(np.clip(r[2, 1], -1, 1)))
+    roll = np.degrees(np.arctan2(-r[1, 0], r[0, 0]))
+    return float(yaw), float(pitch), float(roll)
+
+
+def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Rotation for (yaw, pitch, roll) degrees: +yaw moves the nose right, +pitch up, +roll counter-clockwise."""
+    a, b, c = np.radians([yaw, pitch, roll])
+    ry = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), np.sin(b)], [0, -np.sin(b), np.cos(b)]])
+    rz = np.array([[np.cos(c), np.sin(c), 0], [-np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return rz @ rx @ ry
+
+
+def _frame_box(face: Face, h: int, w: int) -> tuple[float, float, float, float]:
+    """The square to crop: FRAME_SCALE x the face box, centred a little above the face centre."""
+    bw, bh = face.box[2] - face.box[0], face.box[3] - face.box[1]
+    side = FRAME_SCALE * max(bw, bh)
+    cx = (face.box[0] + face.box[2]) / 2
+    cy = (face.box[1] + face.box[3]) / 2 - 0.08 * bh
+    # prefer a square that stays inside the image: shrink (down to 1.7x) and shift before padding
+    side = max(min(side, w, h), 1.7 * max(bw, bh))
+    x0 = np.clip(cx - side / 2, min(0, w - side), max(0, w - side))
+    y0 = np.clip(cy - side / 2, min(0, h - side), max(0, h - side))
+    return float(x0), float(y0), float(x0 + side), float(y0 + side)
+
+
+def _crop(rgb: np.ndarray, box: tuple[float, float, float, float], size: int) -> np.ndarray:
+    """Crop `box` (may extend past the image: edges are replicated) and resize to size x size."""
+    x0, y0, x1, y1 = box
+    k = size / (x1 - x0)
+    m = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]], np.float64)
+    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC
+    return cv2.warpAffine(rgb, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+
+
+def fit_mesh(image: np.ndarray) -> np.ndarray | None:
+    """478 face-mesh landmarks of the largest face in `image` in pixels (x, y, z), or None."""
+    h, w = image.shape[:2]
+    with _LOCK:
+        result = _model("mesh").process(image)
+    if not result.multi_face_landmarks:
+        return None
+    lm = result.multi_face_landmarks[0].landmark
+    return np.array([[p.x * w, p.y * h, p.z * w] for p in lm], np.float32)
+
+
+def person_mask(image: np.ndarray) -> np.ndarray:
+    """Soft person/background mask (S, S) float32 from mediapipe selfie segmentation."""
+    with _LOCK:
+        res = _model("selfie").process(image)
+    mask = res.segmentation_mask
+    if mask is None:
+        return np.ones(image.shape[:2], np.float32)
+    return np.clip(mask.astype(np.float32), 0, 1)
+
+
+def check_face(face: Face, width: int, height: int) -> None:
+    """Refuse a face that is too small, cut off by the border, or seen in profile (specific errors)."""
+    if face.width < MIN_FACE_PX:
+        raise FaceTooSmallError(f"The face is only about {face.width:.0f} px wide; at least {MIN_FACE_PX} px is "
+                                "needed. Please use a larger or closer-cropped portrait.")
+    margin = 0.02 * face.width
+    x0, y0, x1, y1 = face.box
+    if x0 < -margin or y0 < -margin or x1 > width + margin or y1 > height + margin:
+        raise FaceCutOffError("The face is cut off by the edge of the image. Please use a portrait that "
+                              "shows the whole face.")
+    eye_r, eye_l, nose = face.points[0], face.points[1], face.points[2]
+    if not (min(eye_r[0], eye_l[0]) < nose[0] < max(eye_r[0], eye_l[0])):
+        raise ProfileFaceError("The face is turned too far to the side (profile view). Please use a portrait "
+                               "where the face looks roughly towards the camera.")
+
+
+def check_yaw(yaw: float) -> None:
+    """Refuse a head turned more than MAX_PROFILE_DEG degrees from the camera."""
+    if abs(yaw) > MAX_PROFILE_DEG:
+        raise ProfileFaceError(f"The face is turned about {abs(yaw):.0f} degrees to the side; at most "
+                               f"{MAX_PROFILE_DEG:.0f} degrees works. Please use a more front-facing portrait.")
+
+
+def analyze_portrait(source: str | Path | bytes | np.ndarray, size: int = 512) -> Portrait:
+    """Detect, frame and analyse the portrait's largest face. Raises a specific InputError when unusable."""
+    if not 256 <= size <= 1024:
+        raise ValueError("size must be between 256 and 1024 pixels")
+    rgb = load_image(source)
+    h, w = rgb.shape[:2]
+    faces = detect_faces(rgb)
+    if not faces:
+        raise NoFaceError("No face was found in the image. Please use a portrait where the face is clearly "
+                          "visible, facing the camera.")
+    face = faces[0]
+    check_face(face, w, h)
+
+    box = _frame_box(face, h, w)
+    image = _crop(rgb, box, size)
+    lm = fit_mesh(image)
+    if lm is None:
+        raise NoFaceError("A face was found but its shape could not be measured (it may be too blurred, "
+                          "covered or turned). Please try a clearer, front-facing portrait.")
+    rot = head_rotation(lm.astype(np.float64))
+    yaw, pitch, roll = rotation_angles(rot)
+    check_yaw(yaw)
+    face_w = float(np.linalg.norm(lm[CHEEK_L, :2] - lm[CHEEK_R, :2]))
+    oval = lm[FACE_OVAL].astype(np.float64)
+    center = oval.mean(0)
+    face_h = float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))
+    center = center + rot @ np.array([0.0, 0.12 * face_h, 0.45 * face_w])   # behind and below the face centre
+    gap = float(np.linalg.norm(lm[13, :2] - lm[14, :2])) / max(face_w, 1.0)
+    key = hashlib.sha256(rgb.tobytes() + f"{rgb.shape}{size}".encode()).hexdigest()
+    return Portrait(image=image, landmarks=lm, rotation=rot, center=center.astype(np.float64),
+                    yaw=yaw, pitch=pitch, roll=roll, person_mask=person_mask(image), face_width=face_w,
+                    mouth_open=gap, crop_box=box, key=key)
