@@ -1,0 +1,92 @@
+"""End to end: the default example, identity over a clip, determinism, the CLI, and the MP4 itself."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vasa_core import TalkingFacePipeline
+from vasa_core.__main__ import main as cli
+from vasa_core.errors import AudioError
+from vasa_core.video import probe, read_frames
+
+
+@pytest.fixture(scope="module")
+def short_audio(tmp_path_factory, default_audio):
+    """The first 2.4 s of the default speech (60 frames)."""
+    from vasa_core.audio import load_audio
+    a = load_audio(default_audio, sample_rate=24000)
+    path = tmp_path_factory.mktemp("audio") / "short.wav"
+    sf.write(path, a.samples[: int(2.4 * 24000)], 24000)
+    return path
+
+
+def test_default_example_end_to_end(tmp_path, hopper_path, default_audio, pipeline256):
+    out = pipeline256.write(hopper_path, default_audio, tmp_path / "default.mp4")
+    info = probe(out)
+    audio_s = sf.info(str(default_audio)).duration
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p" and info["audio_codec"] == "aac"
+    assert (info["width"], info["height"]) == (256, 256) and info["fps"] == pytest.approx(25)
+    assert abs(info["video_duration"] - audio_s) <= 1 / 25 + 1e-6           # within one frame
+    assert abs(info["audio_duration"] - audio_s) < 0.1
+    with open(out, "rb") as f:
+        head = f.read(4096)
+    assert head.find(b"moov") < head.find(b"mdat") or b"mdat" not in head     # faststart: index first
+
+
+def test_identity_is_kept_on_every_frame(hopper_path, short_audio, identity):
+    pipe = TalkingFacePipeline(size=512, device="cpu")
+    result = pipe.generate(hopper_path, short_audio, seed=1)
+    ref = identity.descriptor(pipe.prepare(hopper_path)[0].image)
+    distances = []
+    for frame in result.frames[::2]:
+        d = identity.descriptor(frame)
+        assert d is not None
+        distances.append(float(np.linalg.norm(d - ref)))
+    assert max(distances) < 0.4, distances                  # same person (dlib: < 0.6), with margin
+    assert np.all(np.isfinite(result.motion.values))
+    assert result.frames.std(0).max() > 10                   # and something does move
+
+
+def test_same_seed_same_frames(astronaut, short_audio, pipeline256):
+    a = pipeline256.generate(astronaut, short_audio, seed=7)
+    b = pipeline256.generate(astronaut, short_audio, seed=7)
+    c = pipeline256.motion(pipeline256.load_audio(short_audio), seed=8)
+    assert np.array_equal(a.frames, b.frames)
+    assert not np.array_equal(a.motion.values, c.values)
+
+
+def test_silent_and_bad_audio_are_refused(tmp_path, hopper_path, pipeline256):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    with pytest.raises(AudioError, match="silent"):
+        pipeline256.write(hopper_path, silent, tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_cli_generate_render_and_sheet(tmp_path, hopper_path, short_audio, capsys):
+    out, motion = tmp_path / "gen.mp4", tmp_path / "motion.json"
+    assert cli(["generate", "--image", str(hopper_path), "--audio", str(short_audio), "--out", str(out),
+                "--size", "256", "--seed", "2", "--motion-out", str(motion), "--device", "cpu"]) == 0
+    data = json.loads(motion.read_text())
+    assert data["num_frames"] == 60 and len(data["tracks"]["jaw_open"]) == 60
+    assert probe(out)["frames"] == 60
+    # a hand-written motion: turn the head with keyframes, mouth wide open in the middle
+    hand = tmp_path / "hand.json"
+    hand.write_text(json.dumps({"fps": 25, "tracks": {"yaw": [[0, 0], [1.2, 12], [2.4, 0]],
+                                                       "jaw_open": [[0, 0], [1.2, 0.8], [2.4, 0]]}}))
+    out2 = tmp_path / "hand.mp4"
+    assert cli(["render", "--image", str(hopper_path), "--audio", str(short_audio), "--motion", str(hand),
+                "--out", str(out2), "--size", "256", "--device", "cpu"]) == 0
+    frames = list(read_frames(out2))
+    assert len(frames) == 60
+    assert np.abs(frames[30].astype(int) - frames[0]).mean() > np.abs(frames[1].astype(int) - frames[0]).mean() + 2
+    sheet = tmp_path / "sheet.png"
+    assert cli(["sheet", str(out2), str(sheet)]) == 0 and sheet.stat().st_size > 10_000
+    # bad input: a specific message and exit code 2, no traceback
+    capsys.readouterr()
+    assert cli(["generate", "--image", str(short_audio), "--audio", str(short_audio), "--out",
+                str(tmp_path / "bad.mp4")]) == 2
+    assert "error: Could not read" in capsys.readouterr().err

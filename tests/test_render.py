@@ -1,0 +1,130 @@
+"""The renderer driven by explicit motion: what a person would check, measured on the pixels."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vasa_core.portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, LIPS_INNER_LOWER,
+                                LIPS_INNER_UPPER, NOSE_TIP, fit_mesh)
+from vasa_core.render import Renderer
+
+
+def _box(points, pad):
+    x0, y0 = np.floor(points.min(0)).astype(int) - pad
+    x1, y1 = np.ceil(points.max(0)).astype(int) + pad
+    return slice(y0, y1), slice(x0, x1)
+
+
+def _mouth_box(p, pad=12):
+    return _box(p.landmarks[[61, 291, 0, 17, 13, 14], :2], pad)
+
+
+def test_neutral_frame_reproduces_the_portrait(hopper_renderer, hopper_portrait):
+    frame = hopper_renderer.render({})
+    assert frame.shape == hopper_portrait.image.shape and frame.dtype == np.uint8
+    diff = np.abs(frame.astype(int) - hopper_portrait.image)
+    mouth = diff[_mouth_box(hopper_portrait)]
+    assert mouth.mean() < 1.0                                   # closed lips: the source mouth, unchanged
+    assert diff.mean() < 0.5                                    # and the whole frame
+
+
+def test_jaw_open_opens_a_dark_mouth(hopper_renderer, hopper_portrait):
+    base = hopper_renderer.render({})
+    open_ = hopper_renderer.render({"jaw_open": 0.7})
+    box = _mouth_box(hopper_portrait, pad=25)
+    assert np.abs(open_.astype(int) - base)[box].mean() > 6
+    lm = hopper_renderer.landmarks({"jaw_open": 0.7})
+    gap = lm[14, 1] - lm[13, 1]
+    assert gap > 0.06 * hopper_portrait.face_width               # the lips part
+    inner = np.zeros(base.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.round(lm[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1], :2]).astype(np.int32)], 1)
+    inner = cv2.erode(inner, np.ones((3, 3), np.uint8)).astype(bool)
+    lum = cv2.cvtColor(open_, cv2.COLOR_RGB2GRAY).astype(float)
+    skin = lum[_mouth_box(hopper_portrait, pad=25)].mean()
+    assert lum[inner].mean() < 0.75 * skin                      # a mouth interior, not stretched lips
+    # the chin goes down, the forehead stays
+    assert lm[152, 1] > hopper_portrait.landmarks[152, 1] + 3
+    assert abs(lm[10, 1] - hopper_portrait.landmarks[10, 1]) < 0.5
+
+
+def test_closed_lips_with_press(hopper_renderer):
+    lm = hopper_renderer.landmarks({"jaw_open": 0.5, "lip_press": 1.0})
+    assert lm[14, 1] - lm[13, 1] < 1.0                            # p/b/m: lips meet even with the jaw part open
+
+
+def _eye_polys(lm):
+    return [lm[u + l[::-1], :2] for u, l in ((EYE_R_UPPER, EYE_R_LOWER), (EYE_L_UPPER, EYE_L_LOWER))]
+
+
+def test_blink_closes_the_eyes(hopper_renderer, hopper_portrait):
+    area = lambda poly: cv2.contourArea(poly.astype(np.float32))   # noqa: E731
+    open_area = [area(p) for p in _eye_polys(hopper_renderer.landmarks({}))]
+    shut = hopper_renderer.landmarks({"blink_l": 1.0, "blink_r": 1.0})
+    shut_area = [area(p) for p in _eye_polys(shut)]
+    assert all(s < 0.12 * o for s, o in zip(shut_area, open_area))
+    frame = hopper_renderer.render({"blink_l": 1.0, "blink_r": 1.0})
+    base = hopper_renderer.render({})
+    for poly in _eye_polys(hopper_portrait.landmarks):
+        mask = np.zeros(base.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
+        changed = np.abs(frame.astype(int) - base).max(2)[mask > 0] > 15
+        assert changed.mean() > 0.5                            # most of the eye opening is covered by lid
+    one = hopper_renderer.landmarks({"blink_r": 1.0})
+    assert area(_eye_polys(one)[1]) > 0.9 * open_area[1]        # the other eye stays open
+
+
+@pytest.mark.parametrize("yaw", [12.0, -12.0])
+def test_yaw_moves_the_nose_the_right_way(hopper_renderer, hopper_portrait, yaw):
+    frame = hopper_renderer.render({"yaw": yaw})
+    refit = fit_mesh(frame)                                   # measure on the pixels, not on our own landmarks
+    assert refit is not None
+    shift = (refit[NOSE_TIP, 0] - refit[[234, 454], 0].mean()) - \
+            (hopper_portrait.landmarks[NOSE_TIP, 0] - hopper_portrait.landmarks[[234, 454], 0].mean())
+    assert np.sign(shift) == np.sign(yaw) and abs(shift) > 4
+
+
+def test_pitch_and_roll_and_gaze(hopper_renderer, hopper_portrait):
+    lm0 = hopper_portrait.landmarks
+    up = hopper_renderer.landmarks({"pitch": 8.0})
+    assert up[NOSE_TIP, 1] < lm0[NOSE_TIP, 1] - 2
+    rolled = hopper_renderer.landmarks({"roll": 8.0})
+    eye_line = rolled[263, :2] - rolled[33, :2]
+    assert np.degrees(np.arctan2(-eye_line[1], eye_line[0])) == pytest.approx(8.0 + np.degrees(np.arctan2(
+        -(lm0[263, 1] - lm0[33, 1]), lm0[263, 0] - lm0[33, 0])), abs=1.5)
+    base = hopper_renderer.render({})
+    look = hopper_renderer.render({"gaze_x": 20.0})
+    diff = np.abs(look.astype(int) - base).max(2) > 20
+    ys, xs = np.nonzero(diff)
+    eyes = np.concatenate(_eye_polys(lm0))
+    assert len(xs) > 20
+    assert ((xs > eyes[:, 0].min() - 4) & (xs < eyes[:, 0].max() + 4) & (ys > eyes[:, 1].min() - 4)
+            & (ys < eyes[:, 1].max() + 4)).mean() > 0.99           # gaze changes the eyes and nothing else
+
+
+def test_no_tearing_at_large_poses(hopper_renderer):
+    for f in ({"yaw": 15, "jaw_open": 0.6}, {"pitch": -10, "roll": 10, "jaw_open": 1.0}, {"yaw": -15, "pitch": 10}):
+        frame = hopper_renderer.render(f)
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        # a tear shows up as a run of pixels far brighter/darker than both neighbours along a line
+        lap = np.abs(cv2.Laplacian(gray, cv2.CV_32F))
+        base = np.abs(cv2.Laplacian(cv2.cvtColor(hopper_renderer.portrait.image, cv2.COLOR_RGB2GRAY), cv2.CV_32F))
+        assert np.percentile(lap, 99.9) < 1.5 * np.percentile(base, 99.9)
+
+
+def test_torch_engine_matches_opencv(hopper_portrait):
+    f = {"yaw": 10.0, "jaw_open": 0.5, "blink_l": 0.5, "smile": 0.3}
+    a = Renderer(hopper_portrait, device="cpu", engine="cv2").render(f)
+    b = Renderer(hopper_portrait, device="cpu", engine="torch").render(f)
+    assert np.abs(a.astype(int) - b).mean() < 0.5
+
+
+def test_open_mouth_portrait_keeps_its_teeth(astronaut_portrait):
+    r = Renderer(astronaut_portrait, device="cpu")
+    base = r.render({})
+    assert np.abs(base.astype(int) - astronaut_portrait.image)[_mouth_box(astronaut_portrait)].mean() < 1.5
+    frame = r.render({"jaw_open": 0.6})
+    lm = r.landmarks({"jaw_open": 0.6})
+    upper = np.round(lm[LIPS_INNER_UPPER[3:8], :2]).astype(int)
+    below = frame[upper[:, 1] + 3, upper[:, 0]].astype(float)
+    assert below.mean() > 120        # just under the upper lip: the portrait's own (light) teeth, not cavity

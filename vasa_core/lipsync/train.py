@@ -1,0 +1,149 @@
+"""Train the learned audio -> mouth model on the generated data.
+
+  python -m vasa_core.lipsync.data  --out build/lipsync --minutes 100      # ~3 min here
+  python -m vasa_core.lipsync.train --data build/lipsync --steps 6000 --out assets/lipsync.pt
+
+Single-threaded by default (the machine has two shared cores).  Random 4 s crops, Adam + cosine schedule,
+loss = weighted smooth-L1 on the eight parameters + 0.3 x viseme cross-entropy.  Keeps the checkpoint with
+the best validation loss; weights are stored as float16 (about 1 MB).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import MouthNet
+from .phonemes import NP, PRS, TUCK, JAW, FUN, STR, TNG  # noqa: F401
+
+PARAM_W = torch.ones(NP)
+PARAM_W[[JAW, FUN, STR]] = 1.5
+PARAM_W[PRS] = 2.5
+PARAM_W[TUCK] = 1.5
+PARAM_W[TNG] = 0.7
+
+
+def load_split(d: Path):
+    utts = []
+    for f in sorted(d.glob("shard_*.npz")):
+        z = np.load(f)
+        off = 0
+        for n in z["lens"]:
+            n = int(n)
+            utts.append((z["feats"][off:off + n].astype(np.float32), z["y"][off:off + n].astype(np.float32),
+                         z["vis"][off:off + n].astype(np.int64)))
+            off += n
+    return utts
+
+
+def make_batch(utts, rng, batch, crop):
+    X = np.zeros((batch, crop, utts[0][0].shape[1]), np.float32)
+    Y = np.zeros((batch, crop, NP), np.float32)
+    V = np.zeros((batch, crop), np.int64)
+    M = np.zeros((batch, crop), np.float32)
+    for b in range(batch):
+        f, y, v = utts[rng.integers(len(utts))]
+        n = len(f)
+        s = int(rng.integers(0, max(1, n - crop + 1)))
+        m = min(crop, n - s)
+        X[b, :m], Y[b, :m], V[b, :m], M[b, :m] = f[s:s + m], y[s:s + m], v[s:s + m], 1
+        if m < crop:
+            X[b, m:] = f.min(0)                   # pad with "silence"
+    return torch.from_numpy(X), torch.from_numpy(Y), torch.from_numpy(V), torch.from_numpy(M)
+
+
+def loss_fn(net, X, Y, V, M):
+    p, logits = net(X)
+    l = F.smooth_l1_loss(p, Y, reduction="none", beta=0.1) * PARAM_W
+    l[..., PRS] = l[..., PRS] * (1 + 3 * (Y[..., PRS] > 0.5))     # closures are rare and must not be missed
+    lp = (l.sum(-1) * M).sum() / (M.sum() * PARAM_W.sum())
+    lv = (F.cross_entropy(logits.transpose(1, 2), V, reduction="none") * M).sum() / M.sum()
+    return lp + 0.3 * lv, lp
+
+
+def save(net, path, extra):
+    sd = {k: v.detach().half() if v.dtype == torch.float32 else v for k, v in net.state_dict().items()}
+    sd["mu"], sd["sd"] = net.mu.float(), net.sd.float()      # normalisation stays float32
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": sd, "channels": net.channels, **extra}, str(path))
+
+
+def train(data="build/lipsync", out="assets/lipsync.pt", steps=6000, batch=24, crop=400, lr=2e-3, channels=128,
+          seed=0, threads=1, max_minutes=None, log=print, val_every=250):
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    data = Path(data)
+    tr, va = load_split(data / "train"), load_split(data / "val")
+    if not va:
+        va = tr[-max(1, len(tr) // 20):]
+    allf = np.concatenate([u[0] for u in tr[:400]])
+    net = MouthNet(channels=channels)
+    net.mu.copy_(torch.from_numpy(allf.mean(0)))
+    net.sd.copy_(torch.from_numpy(allf.std(0) + 1e-3))
+    log(f"train {len(tr)} utts / {sum(len(u[0]) for u in tr) / 6000:.1f} min, val {len(va)} utts, "
+        f"{sum(p.numel() for p in net.parameters())} params")
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    t_start = time.time()
+
+    def lr_at(s):      # warm-up, then cosine over the step budget or the time budget, whichever runs out first
+        frac = s / steps
+        if max_minutes:
+            frac = max(frac, (time.time() - t_start) / (max_minutes * 60))
+        frac = min(frac, 1.0)
+        return lr * min(1.0, (s + 1) / 200) * (0.5 * (1 + math.cos(math.pi * frac)) * 0.97 + 0.03)
+    vrng = np.random.default_rng(1234)
+    vbatches = [make_batch(va, vrng, 16, crop) for _ in range(max(1, min(8, len(va) // 4)))]
+    best, t0, hist = float("inf"), time.time(), []
+    for step in range(steps):
+        net.train()
+        X, Y, V, M = make_batch(tr, rng, batch, crop)
+        loss, lp = loss_fn(net, X, Y, V, M)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        opt.step()
+        last = step == steps - 1 or (max_minutes and time.time() - t0 > max_minutes * 60)
+        if (step + 1) % val_every == 0 or last:
+            net.eval()
+            with torch.no_grad():
+                vl = float(np.mean([loss_fn(net, *b)[1].item() for b in vbatches]))
+            hist.append({"step": step + 1, "train": round(lp.item(), 5), "val": round(vl, 5),
+                         "min": round((time.time() - t0) / 60, 2)})
+            log(json.dumps(hist[-1]))
+            if vl < best:
+                best = vl
+                if out:
+                    save(net, out, {"step": step + 1, "val_loss": vl, "seed": seed})
+        if last:
+            break
+    return net, {"best_val": best, "history": hist}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="build/lipsync")
+    ap.add_argument("--out", default="assets/lipsync.pt")
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=24)
+    ap.add_argument("--crop", type=int, default=400)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--channels", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-minutes", type=float, default=None, help="stop early after this wall time")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    train(a.data, a.out, a.steps, a.batch, a.crop, a.lr, a.channels, a.seed, a.threads, a.max_minutes,
+          log=lambda s: print(s, flush=True))
+
+
+if __name__ == "__main__":
+    main()
