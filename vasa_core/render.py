@@ -98,6 +98,7 @@ class Renderer:
         # --- appearance prepared once: irises painted out of the source; iris textures kept aside
         self.eyes = [self._prepare_eye(EYE_R_UPPER, EYE_R_LOWER, IRIS_R), self._prepare_eye(EYE_L_UPPER, EYE_L_LOWER, IRIS_L)]
         self.source = self._paint_out_irises()
+        self.lids = [self._prepare_lid(e) for e in self.eyes]
         self._prepare_mouth()
         self._grid_x, self._grid_y = np.meshgrid(np.arange(S, dtype=np.float32), np.arange(S, dtype=np.float32))
         self._torch = None
@@ -130,6 +131,32 @@ class Renderer:
         offset = centre - eye_c
         return _Eye(upper, lower, iris, patch, alpha, offset, radius)
 
+    def _prepare_lid(self, e: _Eye) -> tuple[tuple[int, int, int, int], np.ndarray]:
+        """A closed-eye texture for one eye, used while the eye closes: the opening filled with the lash
+        line, so the squashed eye shows lashes under the stretched lid skin instead of a sliver of eye
+        white (warping alone reads as a squint). Returns (box, patch) in source pixels."""
+        lm = self.portrait.landmarks.astype(np.float64)
+        up = sorted(e.upper, key=lambda i: lm[i, 0])
+        lo = sorted(e.lower, key=lambda i: lm[i, 0])
+        x0, x1 = lm[up, 0].min(), lm[up, 0].max()
+        height = float(np.max(np.interp(lm[up, 0], lm[lo, 0], lm[lo, 1]) - lm[up, 1]))   # eye opening, px
+        pad = int(np.ceil(height * 1.5)) + 3
+        bx0, bx1 = max(int(x0) - 3, 0), min(int(np.ceil(x1)) + 4, self.size)
+        by0 = max(int(lm[up, 1].min()) - 2 * pad, 0)
+        by1 = min(int(np.ceil(lm[lo, 1].max())) + pad, self.size)
+        patch = self.source[by0:by1, bx0:bx1].astype(np.float32)
+        xs = np.arange(bx0, bx1, dtype=np.float64)
+        top = np.interp(xs, lm[up, 0], lm[up, 1])
+        bottom = np.interp(xs, lm[lo, 0], lm[lo, 1])
+        yy = np.arange(by0, by1, dtype=np.float32)[:, None]
+        # inside the opening: the eye is gone under the lid; what remains visible of the opening once it is
+        # squashed shut is the lash line, so fill it with the upper lid margin's row (the lashes)
+        inside = np.clip((yy - top[None] + 1.0) / 2.0, 0, 1) * np.clip((bottom[None] + 2.5 - yy) / 1.5, 0, 1)
+        map_y = (yy + inside * (top[None] - 1.0 - yy) - by0).astype(np.float32)
+        map_x = np.broadcast_to(np.arange(bx1 - bx0, dtype=np.float32)[None], map_y.shape).copy()
+        closed = cv2.remap(patch, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return (bx0, by0, bx1, by1), closed
+
     def _paint_out_irises(self) -> np.ndarray:
         lm = self.portrait.landmarks
         mask = np.zeros(self.portrait.image.shape[:2], np.uint8)
@@ -160,7 +187,9 @@ class Renderer:
         # teeth take the scene's light colour: ivory white-balanced by how the skin departs from a neutral tone
         ivory = np.array([228.0, 214.0, 188.0])
         illum = np.clip(self.skin / np.array([205.0, 150.0, 125.0]), 0.6, 1.3)
-        self.teeth = np.clip(ivory * illum * 0.85 * min(light, 1.0) ** 0.5, 0, 255)
+        # half skin: inside the mouth the teeth catch the skin's bounce light and sit in the lips' shadow
+        # (pure ivory next to tinted skin reads cold, even cyan, by contrast)
+        self.teeth = np.clip((0.55 * ivory * illum + 0.45 * self.skin) * 0.88 * min(light, 1.0) ** 0.5, 0, 255)
         self.cavity = np.clip(self.lip * np.array([0.22, 0.13, 0.13]), 0, 255)
         self.tongue = np.clip(self.lip * np.array([0.78, 0.50, 0.50]) + 8, 0, 255)
         gray = cv2.cvtColor(p.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -208,6 +237,7 @@ class Renderer:
         z = self.src_z.copy()
         z[: self.n_face] = cam[self.sel, 2]
         out = self._warp(dst, z)
+        self._composite_lids(out, f)
         self._composite_eyes(out, cam, f)
         self._composite_mouth(out, cam)
         return out
@@ -224,6 +254,7 @@ class Renderer:
         moved = np.linalg.norm(dst - self.src, axis=1) > 0.02
         tris = self.tris[moved[self.tris].any(1)]
         if len(tris) == 0:
+            self._maps = None
             return self.source.copy()
         tris = tris[np.argsort(-z[tris].mean(1))]      # far to near: nearer triangles overwrite
         d = dst[tris]                                    # (K, 3, 2)
@@ -231,6 +262,14 @@ class Renderer:
         ok = np.abs(np.linalg.det(dm)) > 1e-6
         M = np.zeros((len(tris) + 1, 2, 3))              # the extra last entry is the identity
         M[:-1][ok] = np.transpose(np.linalg.solve(dm[ok], self.src[tris][ok]), (0, 2, 1))
+        # a triangle squashed to a sliver (a closed eye, closed lips) has an exploding affine that would
+        # fetch far-away pixels along its edge: map it by translation of its centroid instead
+        e1, e2 = d[:, 1] - d[:, 0], d[:, 2] - d[:, 0]
+        area = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+        sliver = area < 0.75
+        shift = self.src[tris][sliver].mean(1) - d[sliver].mean(1)
+        M[:-1][sliver] = np.concatenate([np.broadcast_to(np.eye(2), (sliver.sum(), 2, 2)), shift[:, :, None]], 2)
+        ok |= sliver
         M[-1] = [[1, 0, 0], [0, 1, 0]]
         lo = np.floor(d.reshape(-1, 2).min(0)).astype(int) - 1
         hi = np.ceil(d.reshape(-1, 2).max(0)).astype(int) + 2
@@ -252,6 +291,7 @@ class Renderer:
         my = m[..., 3] * gx + m[..., 4] * gy + m[..., 5]
         mx = cv2.resize(mx, (2 * w2, 2 * h2), interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
         my = cv2.resize(my, (2 * w2, 2 * h2), interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
+        self._maps = (x0, y0, mx, my)
         out = self.source.copy()
         out[y0:y1, x0:x1] = cv2.remap(self.source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out
@@ -270,11 +310,39 @@ class Renderer:
                             m[..., 3] * gx + m[..., 4] * gy + m[..., 5]], 0)[None]
         maps = F.interpolate(maps, size=(2 * h2, 2 * w2), mode="bilinear", align_corners=False)
         maps = maps[0, :, : y1 - y0, : x1 - x0]
+        self._maps = (x0, y0, maps[0].cpu().numpy(), maps[1].cpu().numpy())
         grid = (maps.permute(1, 2, 0) / (S - 1) * 2 - 1)[None]
         patch = F.grid_sample(self._src_t, grid, mode="bilinear", padding_mode="border", align_corners=True)
         out = self.source.copy()
         out[y0:y1, x0:x1] = patch[0].permute(1, 2, 0).round().clamp(0, 255).byte().cpu().numpy()
         return out
+
+    # --- lids ---------------------------------------------------------------------------------------------
+    def _composite_lids(self, out: np.ndarray, f: dict[str, float]) -> None:
+        """Where an eye is closing, re-sample it (through this frame's flow) from its closed-eye texture."""
+        if self._maps is None:
+            return
+        x0, y0, mx, my = self._maps
+        for (bx0, by0, bx1, by1), closed, amount in zip((l[0] for l in self.lids), (l[1] for l in self.lids),
+                                                        (f.get("blink_r", 0.0), f.get("blink_l", 0.0))):
+            w = float(np.clip((amount - 0.35) / 0.5, 0, 1))
+            if w <= 0:
+                continue
+            w = w * w * (3 - 2 * w)
+            # destination pixels whose flow lands inside this eye's texture box
+            sub_x, sub_y = mx, my
+            hit = (sub_x >= bx0) & (sub_x < bx1 - 1) & (sub_y >= by0) & (sub_y < by1 - 1)
+            ys, xs = np.nonzero(hit)
+            if len(ys) == 0:
+                continue
+            ya, yb, xa, xb = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            px = (mx[ya:yb, xa:xb] - bx0).astype(np.float32)
+            py = (my[ya:yb, xa:xb] - by0).astype(np.float32)
+            tex = cv2.remap(closed, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            inside = hit[ya:yb, xa:xb].astype(np.float32)
+            region = out[y0 + ya:y0 + yb, x0 + xa:x0 + xb].astype(np.float32)
+            a = (w * inside)[..., None]
+            out[y0 + ya:y0 + yb, x0 + xa:x0 + xb] = (region + a * (tex - region) + 0.5).astype(np.uint8)
 
     # --- eyes -----------------------------------------------------------------------------------------------
     def _composite_eyes(self, out: np.ndarray, cam: np.ndarray, f: dict[str, float]) -> None:
@@ -337,9 +405,22 @@ class Renderer:
         smid, su_ax, sv_ax, shalf, (suu, svu), (sul, svl) = self.src_mouth
         src_gap = np.interp(u, sul, svl) - np.interp(u, suu, svu)
         open_src = self.portrait.mouth_open > 0.02
+        # painted teeth: an upper row hanging from the upper lip, a shorter, shadowed lower row
+        h_up, h_lo = 0.09 * Wm, 0.06 * Wm
+        up_t = np.clip(h_up - a, 0, 1) * np.clip(a + 0.5, 0, 1) * (not open_src)   # else: the portrait's own
+        lo_t = np.clip(h_lo - b, 0, 1) * np.clip(b + 0.5, 0, 1) * np.clip((gap - 0.06 * Wm) / (0.06 * Wm), 0, 1)
+        gaps = np.ones_like(u)
+        for edge in (0.0, 0.23, 0.42, 0.58):            # faint lines between the front teeth
+            gaps *= 1 - 0.15 * np.exp(-((au - edge) * half / 0.7) ** 2)
+        edge_fade = 1 - 0.25 * np.clip(a / h_up, 0, 1) ** 2                 # incisal edges are translucent
+        shade_up = depth * gaps * edge_fade * (1 - 0.4 * np.exp(-a / (0.03 * Wm)))   # lip shadow on the teeth
+        shade_lo = 0.7 * depth * gaps
+        col += up_t[..., None] * (self.teeth * shade_up[..., None] - col)
+        col += lo_t[..., None] * (self.teeth * shade_lo[..., None] - col)
+        col *= (0.35 + 0.65 * depth)[..., None]
         if open_src:
-            # the portrait's own teeth, carried by the lips (upper half with the upper lip, lower with the lower)
-            # a smile shows mostly upper teeth: the upper lip carries 65% of the portrait's gap
+            # the portrait's own teeth, carried by the lips: a smile shows mostly upper teeth, so the upper
+            # lip carries 65% of the portrait's gap and the lower lip 35%
             take_up = a < np.maximum(0.65 * src_gap, 0)
             take_lo = (b < np.maximum(0.35 * src_gap, 0)) & ~take_up
             s_v = np.where(take_up, np.interp(u, suu, svu) + a, np.interp(u, sul, svl) - b)
@@ -347,20 +428,7 @@ class Renderer:
             sy = smid[1] + u * shalf * su_ax[1] + s_v * sv_ax[1]
             own = cv2.remap(self.portrait.image, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-            sel = (take_up | take_lo)[..., None]
-            col = np.where(sel, own, col)
-        else:
-            h_up, h_lo = 0.11 * Wm, 0.07 * Wm
-            up_t = np.clip(h_up - a, 0, 1) * np.clip(a + 0.5, 0, 1)
-            lo_t = np.clip(h_lo - b, 0, 1) * np.clip(b + 0.5, 0, 1) * np.clip((gap - 0.06 * Wm) / (0.06 * Wm), 0, 1)
-            gaps = np.ones_like(u)
-            for edge in (0.0, 0.23, 0.42, 0.58):            # faint lines between the front teeth
-                gaps *= 1 - 0.18 * np.exp(-((au - edge) * half / 0.7) ** 2)
-            shade_up = depth * gaps * (1 - 0.35 * np.exp(-a / (0.025 * Wm)))         # lip shadow on the teeth
-            shade_lo = 0.72 * depth * gaps
-            col += up_t[..., None] * (self.teeth * shade_up[..., None] - col)
-            col += lo_t[..., None] * (self.teeth * shade_lo[..., None] - col)
-        col *= (0.35 + 0.65 * depth)[..., None] if not open_src else 1.0
+            col = np.where((take_up | take_lo)[..., None], own, col)
         col = cv2.GaussianBlur(col, (0, 0), self.mouth_blur)
         col += self.grain * self.noise[y0:y1, x0:x1, None]
         region = out[y0:y1, x0:x1].astype(np.float32)
