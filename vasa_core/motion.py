@@ -219,9 +219,12 @@ def generate_motion(features: AudioFeatures, mouth: np.ndarray, fps: float = 25.
     onsets = np.clip(np.diff(gaussian_filter1d(level, 1.5), prepend=level[0]), 0, None)
     nods = gaussian_filter1d(onsets, fps * 0.12) * fps * 0.25
     live = 0.35 + 0.65 * activity
-    yaw = 2.2 * _smooth_noise(rng, n, fps, 1.2) * live + 1.0 * _smooth_noise(rng, n, fps, 3.0)
-    pitch = 1.6 * _smooth_noise(rng, n, fps, 0.8) * live - 3.0 * np.clip(nods, 0, 1)
-    roll = 1.3 * _smooth_noise(rng, n, fps, 1.5) * live
+    # amplitudes and correlation times tuned so that, on speech, the per-axis pose std and the mean
+    # frame-to-frame rotation (Delta-P) fall in the range measured on real talking-head video (DESIGN.md)
+    yaw = 2.6 * _smooth_noise(rng, n, fps, 0.18) * live + 2.0 * _smooth_noise(rng, n, fps, 1.5)
+    pitch = 1.9 * _smooth_noise(rng, n, fps, 0.15) * live + 1.0 * _smooth_noise(rng, n, fps, 1.2) \
+        - 3.0 * np.clip(nods, 0, 1)
+    roll = 1.6 * _smooth_noise(rng, n, fps, 0.2) * live + 1.2 * _smooth_noise(rng, n, fps, 1.8)
     s = motion_scale
     seq[:, col["yaw"]] = s * yaw
     seq[:, col["pitch"]] = s * (pitch - pitch.mean())

@@ -1,6 +1,6 @@
 """Evaluate mouth models on held-out synthesised speech with exact phoneme timing.
 
-  python -m vasa_core.lipsync.evaluate [--json] [--data build/lipsync] [--plots build/lipsync_plots]
+  python -m vasa_core.lipsync.evaluate [--json] [--data build/lipsync2] [--plots DIR] [--contact-sheet X.png]
 
 Evaluation items (written by `python -m vasa_core.lipsync.data`, or made here with espeak-ng only when
 missing) are never used in training: held-out MBROLA voices (us3, de2, fr4, es2; incl. sung items) and
@@ -257,12 +257,49 @@ def plot_clip(model, path_or_audio, out_png, title=""):
     return y
 
 
+def contact_sheet(items, out_png, lipsync="default", per_kind=6):
+    """Render the engine's mouth (public-domain Grace Hopper portrait) at p/b/m closures and at open vowels
+    of a held-out item, and tile the mouth regions: top row closures, bottom row open vowels."""
+    import cv2
+    import matplotlib
+    from ..audio import Audio
+    from ..pipeline import TalkingFacePipeline
+    img = str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+    def picks(segs):
+        closes = [int(round((s + e) / 2 * FPS)) for sym, s, e in segs if sym in P.BILABIAL][:per_kind]
+        opens = [int(round((s + e) / 2 * FPS)) for sym, s, e in segs
+                 if sym in P.VOWELS and P.TABLE[sym][P.JAW] >= .5 and e - s > .06][:per_kind]
+        return closes, opens
+    cands = [it for it in items if it[0]["group"] == "heldout_voice" and "sing" not in it[0]["source"]] or items
+    meta, x, sr, segs = max(cands, key=lambda it: min(map(len, picks(it[3]))))
+    closes, opens = picks(segs)
+    pipe = TalkingFacePipeline(size=512, fps=FPS, lipsync=lipsync)
+    portrait, renderer = pipe.prepare(img)
+    motion = pipe.motion(Audio(x.astype(np.float32), sr))
+    cx, cy = portrait.landmarks[[13, 14], :2].mean(0)
+    h = int(portrait.face_width * 0.45)
+    x0, y0 = int(max(0, cx - h)), int(max(0, cy - h * 0.8))
+    rows = []
+    for idx in (closes, opens):
+        tiles = []
+        for i in idx:
+            fr = renderer.render(motion.values[min(i, len(motion.values) - 1)])
+            tiles.append(cv2.resize(np.ascontiguousarray(fr[y0:y0 + 2 * h, x0:x0 + 2 * h]), (192, 192)))
+        while len(tiles) < per_kind:
+            tiles.append(np.zeros((192, 192, 3), np.uint8))
+        rows.append(np.concatenate(tiles, 1))
+    sheet = np.concatenate(rows, 0)
+    cv2.imwrite(str(out_png), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return meta["source"], closes, opens
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT / "build" / "lipsync"))
+    ap.add_argument("--data", default=str(ROOT / "build" / "lipsync2"))
     ap.add_argument("--weights", default=None)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plots", default=None, help="folder for mouth-over-spectrogram plots of real/sung clips")
+    ap.add_argument("--contact-sheet", default=None, help="PNG: rendered mouth at closures (top) / open vowels")
     ap.add_argument("--limit", type=int, default=0)
     a = ap.parse_args(argv)
     import torch
@@ -288,6 +325,10 @@ def main(argv=None):
                     plot_clip(m, (x, sr), out / f"{name}_eval_{meta['source'].replace(':', '_')}.png",
                               f"{name}: {meta['source']} {meta['text'][:60]}")
                     break
+    if a.contact_sheet:
+        for name in ("default", "acoustic"):
+            p = Path(a.contact_sheet)
+            contact_sheet(items, p.with_name(f"{p.stem}_{name}{p.suffix}"), lipsync=name)
     if a.json:
         print(json.dumps(res, indent=1))
     else:

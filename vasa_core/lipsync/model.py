@@ -147,8 +147,17 @@ class LearnedMouth:
         f = logmel(np.asarray(samples, np.float32).reshape(-1), sample_rate)
         if len(f) == 0:
             return np.zeros((0, NP), np.float32)
-        y, _ = self.net(torch.from_numpy(f)[None])
-        return y[0].numpy()
+        # in chunks of 30 s with enough context on both sides that the result equals one pass over the whole
+        # clip, so memory stays flat for long audio
+        chunk, past = 3000, sum(d if c else 2 * d for d, c in self.net.BLOCKS) + 1
+        ahead = self.net.lookahead_frames + 1
+        out = np.zeros((len(f), NP), np.float32)
+        ft = torch.from_numpy(f)
+        for s in range(0, len(f), chunk):
+            a, b = max(0, s - past), min(len(f), s + chunk + ahead)
+            y, _ = self.net(ft[a:b][None])
+            out[s:s + chunk] = y[0, s - a:s - a + min(chunk, len(f) - s)].numpy()
+        return out
 
     def predict(self, samples: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
         y = self.predict_100hz(samples, sample_rate)
