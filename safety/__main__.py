@@ -11,6 +11,7 @@ import sys
 COMMANDS = {
     "gallery": "safety.likeness",
     "screen": "safety.likeness",
+    "measure": "safety.likeness",
     "audit": "safety.audit",
     "verify": "safety.verify",
 }

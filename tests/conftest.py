@@ -7,6 +7,9 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the safety layer's state (audit log, gallery, demo certificate) goes to a throw-away directory
+import tempfile  # noqa: E402
+os.environ.setdefault("VASA_DATA_DIR", tempfile.mkdtemp(prefix="vasa-test-data-"))
 
 import matplotlib
 import numpy as np

@@ -5,7 +5,7 @@ Modules follow the data flow: portrait (analysis) -> audio (features) -> mouth +
 """
 from .errors import InputError
 from .motion import MotionSequence
-from .pipeline import Result, TalkingFacePipeline, write_video
+from .pipeline import Output, Result, TalkingFacePipeline, write_video
 
 __version__ = "0.1.0"
-__all__ = ["TalkingFacePipeline", "Result", "MotionSequence", "InputError", "write_video", "__version__"]
+__all__ = ["TalkingFacePipeline", "Result", "Output", "MotionSequence", "InputError", "write_video", "__version__"]

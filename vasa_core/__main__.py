@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--size", type=int, default=512, help="output side in pixels (256-1024)")
         p.add_argument("--fps", type=float, default=25.0)
         p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+        p.add_argument("--label", action="store_true", help='put a visible "AI-generated" label in a corner')
         if name == "generate":
             p.add_argument("--seed", type=int, default=0)
             p.add_argument("--motion-out", help="also write the generated motion as JSON")
@@ -91,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                 motion.save(args.motion_out)
         else:
             motion = MotionSequence.load(args.motion, num_frames=int(round(audio.duration * args.fps)), fps=args.fps)
-        pipe.write(args.image, audio, args.out, motion=motion)
+        out = pipe.write(args.image, audio, args.out, motion=motion, label=args.label)
         dt = time.perf_counter() - t0
         print(f"wrote {args.out}: {len(motion)} frames, {audio.duration:.2f} s of audio in {dt:.1f} s "
-              f"({audio.duration / dt:.2f}x real time, mouth model: {pipe.mouth.name})")
+              f"({audio.duration / dt:.2f}x real time, mouth model: {pipe.mouth.name}); watermark {out.payload}, "
+              f"C2PA manifest signed, audit record {out.request_id}")
         return 0
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,10 +2,12 @@
 
     image -> analyze_portrait -> Portrait                      (cached by image hash)
     audio -> load_audio -> Audio -> mouth model + features -> generate_motion -> MotionSequence
-    Portrait + MotionSequence -> Renderer -> frames -> VideoWriter (H.264 + AAC)
+    Portrait + MotionSequence -> Renderer -> frames
+    frames -> safety.watermark -> VideoWriter (H.264 + AAC) -> safety.provenance (C2PA) -> safety.audit -> file
 """
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,42 @@ OUTPUT_SAMPLE_RATE = 48_000   # Hz, audio in the written MP4
 
 @dataclass(frozen=True)
 class Result:
-    """A generated clip: frames (T, S, S, 3) uint8 RGB at `fps`, the audio, and the motion that drove it."""
+    """A generated clip: frames (T, S, S, 3) uint8 RGB at `fps` (already watermarked with `payload`),
+    the audio, the motion that drove it, and the portrait's cache key."""
     frames: np.ndarray
     audio: Audio
     fps: float
     motion: MotionSequence
+    payload: int
+    portrait_key: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """A written clip: its path, the watermark payload (hex) in every frame, the signed C2PA manifest as
+    read back, the file's SHA-256, and the audit-log request id that records it."""
+    path: Path
+    payload: str
+    manifest: dict | None
+    sha256: str
+    request_id: str
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+def _source_key(image, size: int, face_box) -> str:
+    """Cheap cache key of a portrait source (file bytes or pixels) + output size + chosen face."""
+    h = hashlib.sha256(f"{size}|{face_box}".encode())
+    if isinstance(image, np.ndarray):
+        h.update(str(image.shape).encode())
+        h.update(np.ascontiguousarray(image).tobytes())
+    elif isinstance(image, (bytes, bytearray)):
+        h.update(bytes(image))
+    else:
+        path = Path(image)
+        h.update(path.read_bytes() if path.is_file() else str(path).encode())
+    return h.hexdigest()
 
 
 class TalkingFacePipeline:
@@ -49,16 +82,23 @@ class TalkingFacePipeline:
         self._portraits: OrderedDict[str, tuple[Portrait, Renderer]] = OrderedDict()
 
     # --- stages ---------------------------------------------------------------------------------------
-    def prepare(self, image) -> tuple[Portrait, Renderer]:
-        """Analyse a portrait (path, bytes or RGB array) and build its renderer; cached (8 most recent)."""
-        portrait = analyze_portrait(image, self.size) if not isinstance(image, Portrait) else image
-        hit = self._portraits.get(portrait.key)
+    def prepare(self, image, face_box=None) -> tuple[Portrait, Renderer]:
+        """Analyse a portrait (path, bytes or RGB array) and build its renderer; cached (8 most recent).
+
+        face_box: (x0, y0, x1, y1) picks which face to animate in a group photo (default: the largest).
+        """
+        if isinstance(image, Portrait):
+            key = image.key
+        else:
+            key = _source_key(image, self.size, face_box)
+        hit = self._portraits.get(key)
         if hit is None:
+            portrait = image if isinstance(image, Portrait) else analyze_portrait(image, self.size, face_box)
             hit = (portrait, Renderer(portrait, self.device))
-            self._portraits[portrait.key] = hit
+            self._portraits[key] = hit
             while len(self._portraits) > 8:
                 self._portraits.popitem(last=False)
-        self._portraits.move_to_end(portrait.key)
+        self._portraits.move_to_end(key)
         return hit
 
     def load_audio(self, audio, max_seconds: float = 3600.0) -> Audio:
@@ -80,38 +120,85 @@ class TalkingFacePipeline:
         return generate_motion(feats, mouth, self.fps, seed=seed, gaze=gaze, distance=distance,
                                emotion=emotion, emotion_weight=emotion_weight, motion_scale=motion_scale)
 
-    def frames(self, image, motion: MotionSequence) -> Iterator[np.ndarray]:
-        """Render frames one by one (never holds the whole clip)."""
-        _, renderer = self.prepare(image)
+    def frames(self, image, motion: MotionSequence, face_box=None) -> Iterator[np.ndarray]:
+        """Render frames one by one (never holds the whole clip). These frames are NOT yet watermarked:
+        only `write` lets frames leave the system."""
+        _, renderer = self.prepare(image, face_box)
         for row in motion.values:
             yield renderer.render(row)
 
     # --- whole clips ----------------------------------------------------------------------------------
-    def generate(self, image, audio, motion: MotionSequence | None = None, **controls) -> Result:
-        """Frames + audio in memory (for short clips; use `write` for long ones)."""
+    def generate(self, image, audio, motion: MotionSequence | None = None, *, face_box=None,
+                 label: bool = False, **controls) -> Result:
+        """Watermarked frames + audio in memory (for short clips; `write` streams long ones to a file)."""
+        from safety.watermark import new_payload
+        portrait, _ = self.prepare(image, face_box)
         audio = self.load_audio(audio)
-        motion = motion or self.motion(audio, **controls)
-        frames = np.stack(list(self.frames(image, motion)))
-        return Result(frames=frames, audio=audio, fps=self.fps, motion=motion)
+        motion = self._fit(motion or self.motion(audio, **controls), audio)
+        payload = new_payload()
+        frames = np.stack(list(self._marked_frames(image, motion, face_box, payload, label)))
+        return Result(frames=frames, audio=audio, fps=self.fps, motion=motion, payload=payload,
+                      portrait_key=portrait.key)
 
-    def write(self, image, audio, out_path: str | Path, motion: MotionSequence | None = None,
-              **controls) -> Path:
-        """Generate and stream straight into an MP4 (H.264 + AAC); memory stays flat with length."""
-        self.prepare(image)          # fail fast on a bad portrait, before decoding audio
-        audio = self.load_audio(audio)
-        motion = motion or self.motion(audio, **controls)
+    def _fit(self, motion: MotionSequence, audio: Audio) -> MotionSequence:
+        """The motion stretched or cut to the audio's length in frames."""
         n_audio = int(round(audio.duration * self.fps))
         if len(motion) != n_audio and n_audio > 0:
             motion = MotionSequence.from_json(motion.to_json(), num_frames=n_audio, fps=self.fps)
-        with VideoWriter(out_path, fps=self.fps, size=self.size, audio=audio) as writer:
-            for frame in self.frames(image, motion):
+        return motion
+
+    def _marked_frames(self, image, motion: MotionSequence, face_box, payload: int, label: bool):
+        """Rendered frames with the invisible watermark (and optionally the visible label)."""
+        from safety.watermark import Watermarker, label_frame
+        marker = Watermarker(payload, self.size, self.size)
+        for i, frame in enumerate(self.frames(image, motion, face_box)):
+            frame = marker.embed(frame, i)
+            yield label_frame(frame) if label else frame
+
+    def write(self, image, audio, out_path: str | Path, motion: MotionSequence | None = None, *,
+              face_box=None, request_id: str | None = None, label: bool = False, **controls) -> Output:
+        """Generate and stream straight into a signed MP4 (H.264 + AAC); memory stays flat with length.
+
+        Every frame carries the invisible watermark (and, with `label`, a visible "AI-generated" corner
+        label); the file is signed with a C2PA manifest whose soft binding is the watermark payload; the
+        audit log records the payload and the file's hash under `request_id` (a new record when None).
+        """
+        from safety.watermark import new_payload
+        portrait, _ = self.prepare(image, face_box)    # fail fast on a bad portrait, before decoding audio
+        audio = self.load_audio(audio)
+        motion = self._fit(motion or self.motion(audio, **controls), audio)
+        payload = new_payload()
+        frames = self._marked_frames(image, motion, face_box, payload, label)
+        return _publish(frames, audio, self.fps, self.size, Path(out_path), payload, portrait.key, request_id)
+
+
+def _publish(frames, audio: Audio, fps: float, size: int, out_path: Path, payload: int, portrait_key: str,
+             request_id: str | None) -> Output:
+    """Encode watermarked frames, sign the MP4 (C2PA, watermark as soft binding), record it in the audit log."""
+    from safety.audit import AuditLog
+    from safety.provenance import sign_mp4
+    from safety.watermark import payload_hex
+
+    from . import __version__
+    unsigned = out_path.with_name(f".{out_path.stem}.unsigned{out_path.suffix}")
+    try:
+        with VideoWriter(unsigned, fps=fps, size=size, audio=audio) as writer:
+            for frame in frames:
                 writer.write(frame)
-        return Path(out_path)
+        manifest = sign_mp4(unsigned, out_path, payload, "vasa_core", __version__)
+    finally:
+        unsigned.unlink(missing_ok=True)
+    sha = hashlib.sha256(out_path.read_bytes()).hexdigest()
+    log = AuditLog()
+    if request_id is None:
+        request_id = log.start(allowed=True, reason="generated through the Python API / command line",
+                               image_sha256=portrait_key,
+                               audio_sha256=hashlib.sha256(audio.samples.tobytes()).hexdigest())
+    log.update(request_id, watermark_payload=payload_hex(payload), output_sha256=sha)
+    return Output(path=out_path, payload=payload_hex(payload), manifest=manifest, sha256=sha, request_id=request_id)
 
 
-def write_video(result: Result, out_path: str | Path) -> Path:
-    """Write a `Result` from `TalkingFacePipeline.generate` to an MP4."""
-    with VideoWriter(out_path, fps=result.fps, size=result.frames.shape[1], audio=result.audio) as w:
-        for frame in result.frames:
-            w.write(frame)
-    return Path(out_path)
+def write_video(result: Result, out_path: str | Path, request_id: str | None = None) -> Output:
+    """Write a `Result` from `TalkingFacePipeline.generate` to a signed MP4 (recorded in the audit log)."""
+    return _publish(iter(result.frames), result.audio, result.fps, int(result.frames.shape[1]), Path(out_path),
+                    result.payload, result.portrait_key, request_id)

@@ -274,8 +274,21 @@ def check_yaw(yaw: float) -> None:
                                f"{MAX_PROFILE_DEG:.0f} degrees works. Please use a more front-facing portrait.")
 
 
-def analyze_portrait(source: str | Path | bytes | np.ndarray, size: int = 512) -> Portrait:
-    """Detect, frame and analyse the portrait's largest face. Raises a specific InputError when unusable."""
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def analyze_portrait(source: str | Path | bytes | np.ndarray, size: int = 512,
+                     face_box: tuple[float, float, float, float] | None = None) -> Portrait:
+    """Detect, frame and analyse a face of the portrait. Raises a specific InputError when unusable.
+
+    By default the largest face is animated; `face_box` (x0, y0, x1, y1 in the image's pixels, e.g. from
+    the safety gate's face list) picks the detected face that overlaps it most.
+    """
     if not 256 <= size <= 1024:
         raise ValueError("size must be between 256 and 1024 pixels")
     rgb = load_image(source)
@@ -285,6 +298,11 @@ def analyze_portrait(source: str | Path | bytes | np.ndarray, size: int = 512) -
         raise NoFaceError("No face was found in the image. Please use a portrait where the face is clearly "
                           "visible, facing the camera.")
     face = faces[0]
+    if face_box is not None:
+        overlaps = [_iou(f.box, np.asarray(face_box, float)) for f in faces]
+        if max(overlaps) < 0.3:
+            raise NoFaceError("The chosen face could not be found again in the image; please choose another.")
+        face = faces[int(np.argmax(overlaps))]
     check_face(face, w, h)
 
     box = _frame_box(face, h, w)
@@ -302,7 +320,7 @@ def analyze_portrait(source: str | Path | bytes | np.ndarray, size: int = 512) -
     face_h = float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))
     center = center + rot @ np.array([0.0, 0.12 * face_h, 0.45 * face_w])   # behind and below the face centre
     gap = float(np.linalg.norm(lm[13, :2] - lm[14, :2])) / max(face_w, 1.0)
-    key = hashlib.sha256(rgb.tobytes() + f"{rgb.shape}{size}".encode()).hexdigest()
+    key = hashlib.sha256(rgb.tobytes() + f"{rgb.shape}{size}{face.box.round().tolist()}".encode()).hexdigest()
     return Portrait(image=image, landmarks=lm, rotation=rot, center=center.astype(np.float64),
                     yaw=yaw, pitch=pitch, roll=roll, person_mask=person_mask(image), face_width=face_w,
                     mouth_open=gap, crop_box=box, key=key)

@@ -1,6 +1,7 @@
 """Video in and out: H.264 (yuv420p, faststart) + AAC MP4 files via PyAV, frame reading, contact sheets."""
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from fractions import Fraction
@@ -113,7 +114,7 @@ class VideoWriter:
 def read_frames(path: str | Path) -> Iterator[np.ndarray]:
     """Decode every video frame of a file as (H, W, 3) uint8 RGB."""
     import av
-    with av.open(str(path)) as container:
+    with av.open(os.fspath(path)) as container:
         for frame in container.decode(video=0):
             yield frame.to_ndarray(format="rgb24")
 
@@ -121,10 +122,10 @@ def read_frames(path: str | Path) -> Iterator[np.ndarray]:
 def probe(path: str | Path) -> dict:
     """Basic facts about a video file: frames, fps, width, height, video and audio duration (seconds)."""
     import av
-    with av.open(str(path)) as c:
+    with av.open(os.fspath(path)) as c:
         v = c.streams.video[0]
         n = sum(1 for packet in c.demux(v) if packet.size)   # the last, empty packet is a flush
-    with av.open(str(path)) as c:
+    with av.open(os.fspath(path)) as c:
         v = c.streams.video[0]
         fps = float(v.average_rate) if v.average_rate else 0.0
         info = {"frames": n, "fps": fps, "width": v.codec_context.width, "height": v.codec_context.height,

@@ -1,0 +1,351 @@
+"""The audit log: one row per request, allowed or refused, in SQLite (WAL mode) in the data directory.
+
+Each row holds: id, time, SHA-256 of the inputs (never the images or audio), consent choice and name, the
+gate's decision and reason, the likeness screening (per-face decision, distance, nearest protected name —
+operator-only data) and the selfie distance; later the watermark payload and the output's SHA-256.
+
+Append-only from the app's point of view: the class offers no delete and no general update, and SQLite
+triggers refuse DELETE, any UPDATE of a recorded field, and overwriting a watermark payload or output hash
+that is already set. Rows are also hash-chained (each row's hash covers its fields and the previous row's
+hash), so ``verify_chain`` notices rows edited or removed by anyone who bypasses the triggers (short of
+rewriting the whole chain after the point of change).
+
+Crash safety: every write is its own transaction, committed with ``synchronous=FULL`` in WAL mode before
+the call returns; a process killed mid-write leaves the database consistent with every returned id in it
+(tests/test_safety_audit.py kills a writer with SIGKILL).
+
+CLI (through ``python -m safety``)::
+
+    audit show ID [--db PATH]          one request as JSON
+    audit tail [-n N] [--json]         the last N requests
+    audit find-watermark HEX           requests whose output carries that payload
+    audit verify                       check the hash chain and the database's integrity
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from safety.datadir import data_dir
+
+__all__ = ["AuditLog", "AuditError", "cli"]
+
+
+class AuditError(RuntimeError):
+    """An audit-log write was refused (unknown id, or an attempt to change what is already recorded)."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS request (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                TEXT NOT NULL UNIQUE,
+    time              TEXT NOT NULL,
+    image_sha256      TEXT,
+    audio_sha256      TEXT,
+    selfie_sha256     TEXT,
+    consent_choice    TEXT,
+    consent_name      TEXT,
+    allowed           INTEGER NOT NULL,
+    reason            TEXT NOT NULL,
+    screening         TEXT,
+    selfie_distance   REAL,
+    chosen_face       INTEGER,
+    extra             TEXT,
+    prev_hash         TEXT NOT NULL,
+    row_hash          TEXT NOT NULL,
+    watermark_payload TEXT,
+    output_sha256     TEXT,
+    completed         TEXT
+);
+CREATE INDEX IF NOT EXISTS request_by_watermark ON request(watermark_payload);
+CREATE TRIGGER IF NOT EXISTS request_no_delete BEFORE DELETE ON request
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only: rows cannot be deleted');
+END;
+CREATE TRIGGER IF NOT EXISTS request_no_rewrite BEFORE UPDATE ON request
+WHEN NEW.seq IS NOT OLD.seq OR NEW.id IS NOT OLD.id OR NEW.time IS NOT OLD.time
+  OR NEW.image_sha256 IS NOT OLD.image_sha256 OR NEW.audio_sha256 IS NOT OLD.audio_sha256
+  OR NEW.selfie_sha256 IS NOT OLD.selfie_sha256
+  OR NEW.consent_choice IS NOT OLD.consent_choice OR NEW.consent_name IS NOT OLD.consent_name
+  OR NEW.allowed IS NOT OLD.allowed OR NEW.reason IS NOT OLD.reason OR NEW.screening IS NOT OLD.screening
+  OR NEW.selfie_distance IS NOT OLD.selfie_distance OR NEW.chosen_face IS NOT OLD.chosen_face
+  OR NEW.extra IS NOT OLD.extra OR NEW.prev_hash IS NOT OLD.prev_hash OR NEW.row_hash IS NOT OLD.row_hash
+  OR (OLD.watermark_payload IS NOT NULL AND NEW.watermark_payload IS NOT OLD.watermark_payload)
+  OR (OLD.output_sha256 IS NOT NULL AND NEW.output_sha256 IS NOT OLD.output_sha256)
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only: recorded fields cannot be changed');
+END;
+"""
+
+_CHAINED = ("id", "time", "image_sha256", "audio_sha256", "selfie_sha256", "consent_choice", "consent_name",
+            "allowed", "reason", "screening", "selfie_distance", "chosen_face", "extra")
+_GENESIS = "0" * 64
+
+
+def _row_hash(prev_hash: str, values: dict) -> str:
+    body = json.dumps([prev_hash] + [values.get(k) for k in _CHAINED], ensure_ascii=False,
+                      separators=(",", ":"), sort_keys=False, default=str)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _hex_or_none(value: str | None, what: str, max_len: int = 128) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).hex()
+    text = str(value).strip().lower()
+    if text.startswith("0x"):
+        text = text[2:]
+    if not text or len(text) > max_len or any(c not in "0123456789abcdef" for c in text):
+        raise AuditError(f"{what} must be a hexadecimal string")
+    return text
+
+
+class AuditLog:
+    """Append-only request log at ``path`` (default ``data_dir()/audit.db``), SQLite in WAL mode.
+
+    Safe to use from several threads and processes: each call opens its own connection and writes in
+    its own ``BEGIN IMMEDIATE`` transaction.
+    """
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else data_dir() / "audit.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._connect()
+        try:
+            con.executescript(_SCHEMA)
+        finally:
+            con.close()
+        try:
+            os.chmod(self.path, 0o600)  # names and hashes: readable by the operator only
+        except OSError:
+            pass
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        con.execute("PRAGMA busy_timeout=30000")
+        return con
+
+    # ---------------------------------------------------------------------------------------- writes
+    def start(self, *, allowed: bool, reason: str, image_sha256: str | None = None,
+              audio_sha256: str | None = None, selfie_sha256: str | None = None,
+              consent_choice: str | None = None, consent_name: str | None = None,
+              screening: dict | list | None = None, selfie_distance: float | None = None,
+              chosen_face: int | None = None, extra: dict | None = None, request_id: str | None = None) -> str:
+        """Record a new request and return its id (committed to disk before returning).
+
+        Hashes only: pass SHA-256 hex digests of the inputs, never their content. ``screening`` and
+        ``extra`` are stored as JSON.
+        """
+        rid = request_id or uuid.uuid4().hex
+        values: dict[str, Any] = {
+            "id": str(rid), "time": _now(),
+            "image_sha256": _hex_or_none(image_sha256, "image_sha256"),
+            "audio_sha256": _hex_or_none(audio_sha256, "audio_sha256"),
+            "selfie_sha256": _hex_or_none(selfie_sha256, "selfie_sha256"),
+            "consent_choice": consent_choice, "consent_name": consent_name,
+            "allowed": 1 if allowed else 0, "reason": str(reason),
+            "screening": None if screening is None else json.dumps(screening, ensure_ascii=False, default=str),
+            "selfie_distance": None if selfie_distance is None else float(selfie_distance),
+            "chosen_face": None if chosen_face is None else int(chosen_face),
+            "extra": None if extra is None else json.dumps(extra, ensure_ascii=False, default=str),
+        }
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                last = con.execute("SELECT row_hash FROM request ORDER BY seq DESC LIMIT 1").fetchone()
+                prev = last[0] if last else _GENESIS
+                values["prev_hash"] = prev
+                values["row_hash"] = _row_hash(prev, values)
+                cols = ",".join(values)
+                con.execute(f"INSERT INTO request ({cols}) VALUES ({','.join('?' * len(values))})",
+                            list(values.values()))
+                con.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                con.execute("ROLLBACK")
+                raise AuditError("a request with this id is already recorded") from None
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+        return values["id"]
+
+    def update(self, request_id: str, *, watermark_payload: str | bytes | None = None,
+               output_sha256: str | None = None) -> dict:
+        """Attach the output's watermark payload (hex) and/or SHA-256 to a recorded request.
+
+        Each can be set once; setting it again to the same value is a no-op, to a different value raises
+        :class:`AuditError`. Returns the updated record.
+        """
+        wm = _hex_or_none(watermark_payload, "watermark_payload", max_len=1024)
+        out = _hex_or_none(output_sha256, "output_sha256")
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                row = con.execute("SELECT watermark_payload, output_sha256 FROM request WHERE id = ?",
+                                  (request_id,)).fetchone()
+                if row is None:
+                    raise AuditError(f"no request with id {request_id!r} in the audit log")
+                for new, old, what in ((wm, row[0], "watermark payload"), (out, row[1], "output hash")):
+                    if new is not None and old is not None and new != old:
+                        raise AuditError(f"the {what} of request {request_id} is already recorded")
+                con.execute(
+                    "UPDATE request SET watermark_payload = COALESCE(watermark_payload, ?), "
+                    "output_sha256 = COALESCE(output_sha256, ?), completed = COALESCE(completed, ?) WHERE id = ?",
+                    (wm, out, _now() if (wm or out) else None, request_id))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+        return self.get(request_id)  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------------------------------- reads
+    @staticmethod
+    def _record(row: sqlite3.Row) -> dict:
+        rec = dict(row)
+        rec["allowed"] = bool(rec["allowed"])
+        for key in ("screening", "extra"):
+            if rec.get(key):
+                try:
+                    rec[key] = json.loads(rec[key])
+                except ValueError:
+                    pass
+        return rec
+
+    def get(self, request_id: str) -> dict | None:
+        """The record of ``request_id`` as a dict, or None."""
+        con = self._connect()
+        try:
+            row = con.execute("SELECT * FROM request WHERE id = ?", (str(request_id),)).fetchone()
+        finally:
+            con.close()
+        return self._record(row) if row else None
+
+    def find_by_watermark(self, payload_hex: str | bytes) -> list[dict]:
+        """Every request whose output carries ``payload_hex`` (case/0x-insensitive), newest first."""
+        try:
+            wm = _hex_or_none(payload_hex, "watermark_payload", max_len=1024)
+        except AuditError:
+            return []
+        con = self._connect()
+        try:
+            rows = con.execute("SELECT * FROM request WHERE watermark_payload = ? ORDER BY seq DESC",
+                               (wm,)).fetchall()
+        finally:
+            con.close()
+        return [self._record(r) for r in rows]
+
+    def tail(self, n: int = 20) -> list[dict]:
+        """The last ``n`` requests, oldest first."""
+        con = self._connect()
+        try:
+            rows = con.execute("SELECT * FROM request ORDER BY seq DESC LIMIT ?", (max(0, int(n)),)).fetchall()
+        finally:
+            con.close()
+        return [self._record(r) for r in reversed(rows)]
+
+    def __len__(self) -> int:
+        con = self._connect()
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM request").fetchone()[0])
+        finally:
+            con.close()
+
+    def verify_chain(self) -> tuple[bool, str]:
+        """(ok, message): SQLite integrity check plus the row hash chain from the first row to the last."""
+        con = self._connect()
+        try:
+            integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+            if integrity != "ok":
+                return False, f"database integrity check failed: {integrity}"
+            prev = _GENESIS
+            n = 0
+            for row in con.execute("SELECT * FROM request ORDER BY seq"):
+                values = dict(row)
+                if values["prev_hash"] != prev:
+                    return False, f"chain broken before request {values['id']} (a row was removed or reordered)"
+                if _row_hash(prev, values) != values["row_hash"]:
+                    return False, f"request {values['id']} was altered after it was recorded"
+                prev = values["row_hash"]
+                n += 1
+        finally:
+            con.close()
+        return True, f"{n} request(s); integrity ok; hash chain intact"
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+def _summary(rec: dict) -> str:
+    decision = "ALLOWED" if rec["allowed"] else "REFUSED"
+    wm = rec.get("watermark_payload") or "-"
+    return (f"{rec['time']}  {rec['id']}  {decision:7s}  consent={rec.get('consent_choice') and _short(rec['consent_choice'])}"
+            f"  name={rec.get('consent_name') or '-'}  wm={wm}  {rec['reason']}")
+
+
+def _short(choice: str) -> str:
+    from safety.consent import CONSENT_KEYS
+
+    return CONSENT_KEYS.get(choice, choice)
+
+
+def cli(argv: list[str]) -> int:
+    """Entry point for `python -m safety audit show ID | tail [-n N] | find-watermark HEX | verify`."""
+    p = argparse.ArgumentParser(prog="python -m safety audit", description="Read the audit log.")
+    p.add_argument("--db", help="audit database (default: $VASA_DATA_DIR/audit.db)")
+    sub = p.add_subparsers(dest="action", required=True)
+    s = sub.add_parser("show", help="one request as JSON")
+    s.add_argument("id")
+    t = sub.add_parser("tail", help="the last requests")
+    t.add_argument("-n", type=int, default=20)
+    t.add_argument("--json", action="store_true")
+    f = sub.add_parser("find-watermark", help="requests whose output carries this payload")
+    f.add_argument("payload")
+    sub.add_parser("verify", help="check the database and the hash chain")
+    args = p.parse_args(argv[1:] if argv and argv[0] == "audit" else argv)
+    log = AuditLog(args.db)
+    if args.action == "show":
+        rec = log.get(args.id)
+        if rec is None:
+            print(f"error: no request with id {args.id!r}", file=sys.stderr)
+            return 1
+        print(json.dumps(rec, indent=2, ensure_ascii=False))
+        return 0
+    if args.action == "tail":
+        recs = log.tail(args.n)
+        if args.json:
+            print(json.dumps(recs, indent=2, ensure_ascii=False))
+        else:
+            for rec in recs:
+                print(_summary(rec))
+            if not recs:
+                print("(the audit log is empty)")
+        return 0
+    if args.action == "find-watermark":
+        recs = log.find_by_watermark(args.payload)
+        print(json.dumps(recs, indent=2, ensure_ascii=False))
+        return 0 if recs else 1
+    if args.action == "verify":
+        ok, message = log.verify_chain()
+        print(message, file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
+    return 2

@@ -1,0 +1,195 @@
+"""Learned lip sync (vasa_core.lipsync): phoneme table, data generator, training, shipped weights, metrics.
+
+Needs espeak-ng (installed by scripts/setup.sh); does not need MBROLA voices.
+"""
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from vasa_core.lipsync import phonemes as P
+from vasa_core.lipsync import evaluate as E
+from vasa_core.lipsync.model import DEFAULT_WEIGHTS, LearnedMouth, MouthNet, logmel, pool_to_frames
+
+torch.set_num_threads(1)
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+
+
+# ------------------------------------------------------------------------------------------------ phonemes
+def test_phone_name_parsing():
+    assert P.ipa_tokens("aɪ") == ["a", "ɪ"]
+    assert P.ipa_tokens("ˈuː") == ["u"]
+    assert P.ipa_tokens("") == []
+    assert P.sampa_tokens("tS") == ["t", "ʃ"]
+    assert P.sampa_tokens("@U") == ["ə", "ʊ"]
+    assert P.sampa_tokens("a1") == ["a"] and P.sampa_tokens("O1") == ["ɔ"]
+    assert P.arpa_tokens("UW1") == ["u"] and P.arpa_tokens("SIL") == []
+    segs = P.expand_segments([("", 0, .2), ("tʃ", .2, .3), ("aɪ", .3, .5)])
+    assert [s for s, *_ in segs] == ["_", "t", "ʃ", "a", "ɪ"]
+    assert segs[-1][2] == .5 and abs(segs[1][2] - .235) < 1e-6
+
+
+def test_coarticulated_targets():
+    segs = P.expand_segments([("", 0, .5), ("m", .5, .58), ("a", .58, .8), ("s", .8, .9), ("t", .9, .95),
+                              ("u", .95, 1.15), ("f", 1.15, 1.23), ("i", 1.23, 1.4), ("", 1.4, 2.0)])
+    t = np.arange(0, 2.0, 0.01)
+    y = P.targets_from_segments(segs, t)
+    at = lambda s: y[int(round(s * 100))]
+    assert np.all(y >= 0) and np.all(y <= 1)
+    assert at(.54)[P.PRS] > .9                       # lips closed on m
+    assert at(.7)[P.JAW] > .6 and at(.7)[P.PRS] < .1  # open on a
+    assert at(1.05)[P.FUN] > .8                      # rounded u
+    assert at(.92)[P.FUN] > .3                       # ... anticipated during the s/t before it
+    assert at(1.19)[P.TUCK] > .9                     # f: lower lip to teeth
+    assert at(1.32)[P.STR] > .5                      # spread i
+    assert np.abs(at(.1)).max() < .02 and np.abs(at(1.9)).max() < .02   # rest in silence
+
+
+# ------------------------------------------------------------------------------------------------ data
+@needs_espeak
+def test_espeak_phoneme_events():
+    from vasa_core.lipsync.data import Espeak
+    audio, sr, segs = Espeak.get().synth("mama", "en")
+    assert sr > 8000 and len(audio) > sr * 0.2
+    toks = [s for s, *_ in P.expand_segments(segs)]
+    assert toks.count("m") == 2
+    assert all(a < b for _, a, b in segs) and segs[-1][2] <= len(audio) / sr + 1e-6
+
+
+@needs_espeak
+def test_generate_tiny_dataset(tmp_path):
+    from vasa_core.lipsync.data import generate
+    info = generate(tmp_path, minutes=0.4, seed=3, use_mbrola=False, eval_items=3, log=lambda s: None)
+    assert info["items"] >= 2 and info["eval_items"] == 3
+    z = np.load(next((tmp_path / "train").glob("shard_*.npz")))
+    assert z["feats"].shape[0] == z["y"].shape[0] == z["vis"].shape[0] == z["lens"].sum()
+    assert z["feats"].shape[1] == 40 and z["y"].shape[1] == 8
+    assert 0 <= z["y"].min() and z["y"].max() <= 1 and z["y"][:, P.JAW].max() > .3
+    assert len(list((tmp_path / "eval").glob("*.wav"))) == 3
+
+
+def test_augment_keeps_timing():
+    from vasa_core.lipsync.data import augment, _codec_roundtrip
+    sr = 16000
+    rng = np.random.default_rng(0)
+    x = np.zeros(sr, np.float32)
+    x[8000:8800] = np.sin(np.arange(800) * 0.3)       # a click-like burst at 0.5 s
+    segs = [("_", 0, .5), ("a", .5, .55), ("_", .55, 1.0)]
+    for _ in range(6):
+        y, sr2, segs2, desc = augment(x, sr, segs, rng)
+        peak = np.argmax(np.abs(y) > 0.3 * np.abs(y).max()) / sr2
+        a_start = [s for n, s, e in segs2 if n == "a"][0]
+        assert abs(peak - a_start) < 0.012, desc
+    z = _codec_roundtrip(x, sr, "mp3")
+    onset = lambda v: int(np.argmax(np.abs(v) > 0.3 * np.abs(v).max()))
+    assert len(z) == len(x) and abs(onset(z) - onset(x)) < 40      # encoder delay removed (< 2.5 ms)
+
+
+# ------------------------------------------------------------------------------------------------ model
+def test_features_and_pooling():
+    x = np.random.default_rng(0).standard_normal(22050).astype(np.float32) * .1
+    f = logmel(x, 22050)
+    assert f.shape == (100, 40) and np.isfinite(f).all()
+    y = np.zeros((100, 8), np.float32)
+    y[52:55, P.PRS] = 1          # a 30 ms closure between video frames 12 and 14
+    v = pool_to_frames(y, 25, 25)
+    assert v.shape == (25, 8) and v[13, P.PRS] == 1
+
+
+@needs_espeak
+def test_train_a_few_steps(tmp_path):
+    from vasa_core.lipsync.data import generate
+    from vasa_core.lipsync.train import train
+    generate(tmp_path / "d", minutes=0.3, seed=1, use_mbrola=False, eval_items=1, log=lambda s: None)
+    net, info = train(tmp_path / "d", tmp_path / "w.pt", steps=4, batch=4, crop=200, channels=32, log=lambda s: None,
+                      val_every=2)
+    assert np.isfinite(info["best_val"])
+    m = LearnedMouth.load(tmp_path / "w.pt")
+    y = m.predict(np.zeros(16000, np.float32), 16000, 25, 25)
+    assert y.shape == (25, 8) and y.dtype == np.float32
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    assert DEFAULT_WEIGHTS.exists(), "assets/lipsync.pt missing: run python -m vasa_core.lipsync.train"
+    return LearnedMouth.load_default()
+
+
+def test_shipped_weights_contract(shipped):
+    assert DEFAULT_WEIGHTS.stat().st_size <= 5 * 1024 * 1024
+    assert shipped.lookahead_s <= 0.1
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(48000 * 3) * 0.05).astype(np.float32)
+    y = shipped.predict(x, 48000, 25.0, 75)
+    assert y.shape == (75, 8) and y.dtype == np.float32 and 0 <= y.min() and y.max() <= 1
+    y = shipped.predict(np.zeros(8000, np.float32), 8000, 30.0, 30)
+    assert y.shape == (30, 8) and y[:, P.JAW].max() < 0.15        # digital silence: mouth stays shut
+    x = (rng.standard_normal(16000 * 20) * 0.05).astype(np.float32)
+    shipped.predict(x[:16000], 16000, 25, 25)
+    t = time.perf_counter()
+    shipped.predict(x, 16000, 25, 500)
+    assert (time.perf_counter() - t) / 500 < 0.002 * 2.5            # <= 2 ms a frame, with slack for a busy CPU
+
+
+def test_bounded_lookahead(shipped):
+    """Outputs up to (cut - lookahead) do not change when the audio after `cut` changes: it can stream."""
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(16000 * 3) * 0.05).astype(np.float32)
+    x2 = x.copy()
+    x2[24000:] = rng.standard_normal(24000) * 0.3
+    a, b = shipped.predict_100hz(x, 16000), shipped.predict_100hz(x2, 16000)
+    first_diff = np.argmax(np.abs(a - b).max(1) > 1e-5)
+    assert first_diff * 0.01 >= 1.5 - 0.1
+
+
+def test_chunked_inference_equals_one_pass(shipped):
+    x = (np.random.default_rng(2).standard_normal(16000 * 32) * 0.05).astype(np.float32)
+    chunked = shipped.predict_100hz(x, 16000)                  # 30 s chunks
+    with torch.no_grad():
+        whole = shipped.net(torch.from_numpy(logmel(x, 16000))[None])[0][0].numpy()
+    assert chunked.shape == whole.shape and np.abs(chunked - whole).max() < 1e-4
+
+
+@needs_espeak
+def test_shipped_model_on_espeak_speech(shipped):
+    """Sanity on an unseen sentence: the jaw follows the target and the lips close for 'm'/'b'."""
+    from vasa_core.lipsync.data import Espeak
+    audio, sr, segs = Espeak.get().synth("Mama bought a big blue balloon, maybe.", "en+f5")
+    segs = P.expand_segments(segs)
+    n = int(round(len(audio) / sr * 25))
+    pred = shipped.predict(audio, sr, 25, n)
+    tgt = E.target_frames(segs, len(audio) / sr, 25, n)
+    st = E.item_stats(pred, tgt, segs)
+    s = E.summarise([pred], [tgt], [st])
+    assert s["jaw_corr"] > 0.5 and s["bilabial_recall"] >= 0.5
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def _handmade():
+    """0.0-0.4 silence, m (0.4-0.5), a (0.5-0.8), i (0.8-1.0), u (1.0-1.2), silence to 2.0 s; 25 fps."""
+    segs = [("_", 0, .4), ("m", .4, .5), ("a", .5, .8), ("i", .8, 1.0), ("u", 1.0, 1.2), ("_", 1.2, 2.0)]
+    n = 50
+    tgt = E.target_frames(segs, 2.0, 25, n)
+    return segs, tgt, n
+
+
+def test_metrics_known_answers():
+    segs, tgt, n = _handmade()
+    s = E.summarise([tgt], [tgt], [E.item_stats(tgt, tgt, segs)])
+    assert s["jaw_corr"] == pytest.approx(1) and s["round_corr"] == pytest.approx(1)
+    assert s["bilabial_recall"] == 1 and s["bilabial_n"] == 1 and s["rounding_acc"] == 1
+    assert s["best_offset"] == 0 and s["sil_motion"] == pytest.approx(0, abs=1e-3)
+    # lips never close, rounding and spreading swapped, jitter in the silence, 2 frames late
+    bad = tgt.copy()
+    bad[:, P.PRS] = 0
+    bad[:, [P.FUN, P.STR]] = bad[:, [P.STR, P.FUN]]
+    s = E.summarise([bad], [tgt], [E.item_stats(bad, tgt, segs)])
+    assert s["bilabial_recall"] == 0 and s["rounding_acc"] == 0
+    late = np.concatenate([np.repeat(tgt[:1], 2, 0), tgt[:-2]])
+    assert E.summarise([late], [tgt], [E.item_stats(late, tgt, segs)])["best_offset"] == 2
+    jit = tgt.copy()
+    jit[40:, P.JAW] = np.tile([0, .2], 5)          # 1.6-2.0 s: alternating 0 / 0.2 inside the long pause
+    s = E.summarise([jit], [tgt], [E.item_stats(jit, tgt, segs)])
+    assert s["sil_motion"] > 0.05 and s["sil_jaw"] > 0.02
