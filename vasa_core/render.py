@@ -187,15 +187,15 @@ class Renderer:
         # teeth take the scene's light colour: ivory white-balanced by how the skin departs from a neutral tone
         ivory = np.array([228.0, 214.0, 188.0])
         illum = np.clip(self.skin / np.array([205.0, 150.0, 125.0]), 0.6, 1.3)
-        # half skin: inside the mouth the teeth catch the skin's bounce light and sit in the lips' shadow
+        # partly skin: inside the mouth the teeth catch the skin's bounce light and sit in the lips' shadow
         # (pure ivory next to tinted skin reads cold, even cyan, by contrast)
-        self.teeth = np.clip((0.55 * ivory * illum + 0.45 * self.skin) * 0.88 * min(light, 1.0) ** 0.5, 0, 255)
+        self.teeth = np.clip((0.7 * ivory * illum + 0.3 * self.skin) * min(light, 1.0) ** 0.5, 0, 255)
         self.cavity = np.clip(self.lip * np.array([0.22, 0.13, 0.13]), 0, 255)
         self.tongue = np.clip(self.lip * np.array([0.78, 0.50, 0.50]) + 8, 0, 255)
         gray = cv2.cvtColor(p.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
         hp = gray - cv2.GaussianBlur(gray, (0, 0), 1.5)
         face = cheeks > 0
-        self.grain = float(np.clip(np.std(hp[face]) if face.any() else 2.0, 0.5, 8.0))
+        self.grain = float(np.clip(np.std(hp[face]) if face.any() else 2.0, 0.5, 5.0))
         self.mouth_blur = 0.55 * self.size / 512
         rng = np.random.default_rng(int(p.key[:8], 16))
         self.noise = rng.standard_normal((self.size, self.size)).astype(np.float32)
@@ -401,23 +401,26 @@ class Renderer:
         tongue_top = v_lo - 0.28 * gap - 0.05 * Wm * (1 - au ** 2)
         tongue = np.clip((v - tongue_top) / 1.5, 0, 1) * (au < 0.75)
         col += tongue[..., None] * (self.tongue * (0.55 + 0.25 * (1 - au))[..., None] - col)
+        col *= (0.35 + 0.65 * depth)[..., None]          # cavity and tongue fall into shadow at the corners
         # teeth: an upper row under the upper lip, a lower row (more shadowed) above the lower lip
         smid, su_ax, sv_ax, shalf, (suu, svu), (sul, svl) = self.src_mouth
         src_gap = np.interp(u, sul, svl) - np.interp(u, suu, svu)
         open_src = self.portrait.mouth_open > 0.02
         # painted teeth: an upper row hanging from the upper lip, a shorter, shadowed lower row
         h_up, h_lo = 0.09 * Wm, 0.06 * Wm
+        # the rows end well before the corners (the corners show the dark cheeks' inside, not teeth)
         up_t = np.clip(h_up - a, 0, 1) * np.clip(a + 0.5, 0, 1) * (not open_src)   # else: the portrait's own
-        lo_t = np.clip(h_lo - b, 0, 1) * np.clip(b + 0.5, 0, 1) * np.clip((gap - 0.06 * Wm) / (0.06 * Wm), 0, 1)
+        up_t *= np.clip((0.82 - au) / 0.25, 0, 1)
+        lo_t = np.clip(h_lo - b, 0, 1) * np.clip(b + 0.5, 0, 1) * np.clip((gap - 0.08 * Wm) / (0.06 * Wm), 0, 1)
+        lo_t *= np.clip((0.6 - au) / 0.25, 0, 1)
         gaps = np.ones_like(u)
         for edge in (0.0, 0.23, 0.42, 0.58):            # faint lines between the front teeth
             gaps *= 1 - 0.15 * np.exp(-((au - edge) * half / 0.7) ** 2)
         edge_fade = 1 - 0.25 * np.clip(a / h_up, 0, 1) ** 2                 # incisal edges are translucent
-        shade_up = depth * gaps * edge_fade * (1 - 0.4 * np.exp(-a / (0.03 * Wm)))   # lip shadow on the teeth
+        shade_up = depth * gaps * edge_fade * (1 - 0.3 * np.exp(-a / (0.03 * Wm)))   # lip shadow on the teeth
         shade_lo = 0.7 * depth * gaps
         col += up_t[..., None] * (self.teeth * shade_up[..., None] - col)
         col += lo_t[..., None] * (self.teeth * shade_lo[..., None] - col)
-        col *= (0.35 + 0.65 * depth)[..., None]
         if open_src:
             # the portrait's own teeth, carried by the lips: a smile shows mostly upper teeth, so the upper
             # lip carries 65% of the portrait's gap and the lower lip 35%
@@ -430,6 +433,8 @@ class Renderer:
                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             col = np.where((take_up | take_lo)[..., None], own, col)
         col = cv2.GaussianBlur(col, (0, 0), self.mouth_blur)
-        col += self.grain * self.noise[y0:y1, x0:x1, None]
+        lum = col @ np.float32([0.299, 0.587, 0.114])
+        # photo grain, weaker in the dark (grey noise on a dark red cavity would wash it out to grey)
+        col += (self.grain * np.clip(lum / 140.0, 0.15, 1.0) * self.noise[y0:y1, x0:x1])[..., None]
         region = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(region + alpha[..., None] * (col - region) + 0.5, 0, 255).astype(np.uint8)
