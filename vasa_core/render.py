@@ -71,7 +71,7 @@ class Renderer:
         for i in range(468):
             if i not in oval_set:
                 d = cv2.pointPolygonTest(contour, (float(lm[i, 0]), float(lm[i, 1])), True)
-                if d < 0.025 * W:
+                if d < 0.06 * W:
                     continue
             sel.append(i)
         self.sel = np.array(sel)
@@ -237,6 +237,7 @@ class Renderer:
         z = self.src_z.copy()
         z[: self.n_face] = cam[self.sel, 2]
         out = self._warp(dst, z)
+        self._smooth_folds(out)
         self._composite_lids(out, f)
         self._composite_eyes(out, cam, f)
         self._composite_mouth(out, cam)
@@ -316,6 +317,26 @@ class Renderer:
         out = self.source.copy()
         out[y0:y1, x0:x1] = patch[0].permute(1, 2, 0).round().clamp(0, 255).byte().cpu().numpy()
         return out
+
+    def _smooth_folds(self, out: np.ndarray) -> None:
+        """Anti-alias occlusion edges: where the flow jumps (a near triangle drawn over a far one), the hard
+        polygon edge would show stair-steps; soften the few pixels along it with a 3x3 blur."""
+        if self._maps is None:
+            return
+        x0, y0, mx, my = self._maps
+        jump = np.zeros(mx.shape, bool)
+        for m in (mx, my):
+            jump[:, 1:] |= np.abs(np.diff(m, axis=1)) > 2.5
+            jump[1:, :] |= np.abs(np.diff(m, axis=0)) > 2.5
+        if not jump.any():
+            return
+        ys, xs = np.nonzero(jump)
+        ya, yb = max(ys.min() - 2, 0), min(ys.max() + 3, mx.shape[0])
+        xa, xb = max(xs.min() - 2, 0), min(xs.max() + 3, mx.shape[1])
+        mask = cv2.dilate(jump[ya:yb, xa:xb].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        region = out[y0 + ya:y0 + yb, x0 + xa:x0 + xb]
+        soft = cv2.GaussianBlur(region, (3, 3), 0.8)
+        region[mask] = soft[mask]
 
     # --- lids ---------------------------------------------------------------------------------------------
     def _composite_lids(self, out: np.ndarray, f: dict[str, float]) -> None:
