@@ -174,8 +174,11 @@ def read_manifest(path: Path) -> dict | None:
             store = json.loads(reader.json())
     except c2pa.C2paError as e:
         msg = str(e)
-        if "ManifestNotFound" in msg or "no JUMBF" in msg.lower() or "not found" in msg.lower():
-            return None
+        low = msg.lower()
+        if ("manifestnotfound" in low or "no jumbf" in low or "not found" in low or low.startswith("io")
+                or "unsupportedtype" in low or "failed to fill whole buffer" in low):
+            return None                     # no manifest, or not a container c2pa can read
+
         return {"status": "Invalid", "valid": False, "trusted": False, "signer": None, "claims": [],
                 "errors": [msg], "active_manifest": None}
     state = store.get("validation_state") or ("Invalid" if store.get("validation_status") else "Valid")

