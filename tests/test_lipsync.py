@@ -11,7 +11,7 @@ import torch
 
 from vasa_core.lipsync import phonemes as P
 from vasa_core.lipsync import evaluate as E
-from vasa_core.lipsync.model import DEFAULT_WEIGHTS, LearnedMouth, MouthNet, logmel, pool_to_frames
+from vasa_core.lipsync.model import DEFAULT_WEIGHTS, LearnedMouth, dither, logmel, pool_to_frames
 
 torch.set_num_threads(1)
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
@@ -148,8 +148,21 @@ def test_chunked_inference_equals_one_pass(shipped):
     x = (np.random.default_rng(2).standard_normal(16000 * 32) * 0.05).astype(np.float32)
     chunked = shipped.predict_100hz(x, 16000)                  # 30 s chunks
     with torch.no_grad():
-        whole = shipped.net(torch.from_numpy(logmel(x, 16000))[None])[0][0].numpy()
+        whole = shipped.net(torch.from_numpy(logmel(dither(x), 16000))[None])[0][0].numpy()
     assert chunked.shape == whole.shape and np.abs(chunked - whole).max() < 1e-4
+
+
+@needs_espeak
+def test_long_pause_stays_still(shipped):
+    """A 3 s pause between two phrases (digital silence or a -60 dBFS noise floor): the mouth rests."""
+    from vasa_core.lipsync.data import Espeak
+    a, sr, _ = Espeak.get().synth("Hello there, my friend.", "en")
+    x = np.concatenate([a * .5, np.zeros(sr * 3, np.float32), a * .5])
+    for floor in (0.0, 1e-3):
+        y = shipped.predict(x + floor * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32), sr, 25,
+                            int(len(x) / sr * 25))
+        pause = y[int((len(a) / sr + 0.5) * 25):int((len(a) / sr + 2.5) * 25)]
+        assert pause[:, P.JAW].max() < 0.08 and np.abs(np.diff(pause, axis=0)).sum(1).mean() < 0.02
 
 
 @needs_espeak

@@ -20,10 +20,8 @@ import ctypes
 import ctypes.util
 import io
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -308,8 +306,9 @@ def _codec_roundtrip(x, sr, fmt):
 RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
 
 
-def augment(x, sr, segs, rng, strength=1.0):
-    """-> (audio, sr, segs, description). Timing of segs is kept exact (speed rescales it)."""
+def augment(x, sr, segs, rng, strength=1.0, long_pauses=0.0):
+    """-> (audio, sr, segs, description). Timing of segs is kept exact (speed rescales it).
+    long_pauses: probability of padding 0.8-3 s of silence (instead of 0-0.5 s) before/after the speech."""
     desc = []
     if rng.random() < 0.5 * strength:                     # speed (tape-style: tempo and pitch together)
         k = float(rng.uniform(0.85, 1.18))
@@ -318,6 +317,8 @@ def augment(x, sr, segs, rng, strength=1.0):
         desc.append(f"speed{k:.2f}")
     # leading / trailing silence
     pre, post = float(rng.uniform(0, 0.5)), float(rng.uniform(0, 0.5))
+    if long_pauses and rng.random() < long_pauses:
+        pre, post = float(rng.uniform(0.8, 3.0)), float(rng.uniform(0.8, 3.0))
     x = np.concatenate([np.zeros(int(pre * sr), np.float32), x, np.zeros(int(post * sr), np.float32)])
     segs = [("_", 0.0, pre)] + [(n, a + pre, b + pre) for n, a, b in segs] + [("_", segs[-1][2] + pre, len(x) / sr)] if segs else segs
     if rng.random() < 0.3 * strength:                     # reverb
@@ -406,9 +407,9 @@ def _mbrola_item(rng, voice, lang, sing=False):
 
 
 # ------------------------------------------------------------------------------------------------ writing
-def _finish(audio, sr, segs, rng, strength):
+def _finish(audio, sr, segs, rng, strength, long_pauses=0.0):
     from .model import logmel, FEAT_HOP_S
-    x, sr2, segs2, desc = augment(audio, sr, segs, rng, strength)
+    x, sr2, segs2, desc = augment(audio, sr, segs, rng, strength, long_pauses)
     feats = logmel(x, sr2)
     times = np.arange(len(feats)) * FEAT_HOP_S
     y = P.targets_from_segments(segs2, times)
@@ -439,7 +440,7 @@ class ShardWriter:
         self.buf = []
 
 
-def generate(out, minutes=80.0, seed=0, use_mbrola=True, eval_items=60, sing_frac=0.12, log=print):
+def generate(out, minutes=80.0, seed=0, use_mbrola=True, eval_items=60, sing_frac=0.12, log=print, long_pauses=0.0):
     """Generate train/val shards (augmented) and an evaluation set (wav + segments). Deterministic for a seed."""
     out = Path(out)
     rng = np.random.default_rng(seed)
@@ -501,7 +502,7 @@ def generate(out, minutes=80.0, seed=0, use_mbrola=True, eval_items=60, sing_fra
         audio, sr, segs, src, text = item
         if len(audio) < sr * 0.3:
             continue
-        x, sr2, segs2, desc, feats, y, vis = _finish(audio, sr, segs, rng, strength=1.0)
+        x, sr2, segs2, desc, feats, y, vis = _finish(audio, sr, segs, rng, strength=1.0, long_pauses=long_pauses)
         (va if n % 25 == 24 else tr).add(feats, y, vis, {"src": src, "aug": desc})
         total += len(x) / sr2
         n += 1
@@ -519,10 +520,12 @@ def main(argv=None):
     ap.add_argument("--eval-items", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-mbrola", action="store_true")
+    ap.add_argument("--long-pauses", type=float, default=0.0, help="share of clips padded with 0.8-3 s pauses")
     a = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)
-    print(json.dumps(generate(a.out, a.minutes, a.seed, not a.no_mbrola, a.eval_items, log=lambda s: print(s, flush=True))))
+    print(json.dumps(generate(a.out, a.minutes, a.seed, not a.no_mbrola, a.eval_items, log=lambda s: print(s, flush=True),
+                                long_pauses=a.long_pauses)))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 Evaluation items (written by `python -m vasa_core.lipsync.data`, or made here with espeak-ng only when
 missing) are never used in training: held-out MBROLA voices (us3, de2, fr4, es2; incl. sung items) and
-held-out languages (Polish: espeak-ng + MBROLA pl1; Swedish: espeak-ng), with light augmentation.
+held-out languages (Polish: espeak-ng + MBROLA pl1; Swedish: espeak-ng + MBROLA sw1, sw2), with light
+augmentation.  Groups: heldout_voice / heldout_lang = spoken items; sung = the sung items of both; all.
 
 Models: the learned model (assets/lipsync.pt), the engine's v1 AcousticMouth (when importable), and a
 pocketsphinx English allphone recogniser whose phones go through the same phoneme table + coarticulation
@@ -147,14 +148,8 @@ class SphinxMouth:
 
 
 class OracleMouth:
-    """The target itself (sanity check: perfect scores)."""
+    """The target itself, from the true phoneme segments (sanity check: what a perfect model scores)."""
     name = "oracle"
-
-    def __init__(self, segs):
-        self.segs = segs
-
-    def predict(self, samples, sample_rate, fps, num_frames):
-        return target_frames(self.segs, len(samples) / sample_rate, fps, num_frames)
 
 
 def target_frames(segs, duration, fps, num_frames):
@@ -200,13 +195,13 @@ def evaluate(models, items, fps=FPS):
     res = {}
     for name, model in models.items():
         res[name] = {}
-        per = {g: ([], [], []) for g in groups + ["sung"]}
+        per = {g: ([], [], []) for g in groups + ["sung", "all"]}
         for meta, x, sr, segs in items:
             n = max(1, int(round(len(x) / sr * fps)))
-            pred = np.asarray(model.predict(x, sr, fps, n), np.float32)
             tgt = target_frames(segs, len(x) / sr, fps, n)
+            pred = tgt if isinstance(model, OracleMouth) else np.asarray(model.predict(x, sr, fps, n), np.float32)
             st = item_stats(pred, tgt, segs, fps)
-            keys = [meta["group"]] + (["sung"] if "sing" in meta["source"] else [])
+            keys = (["sung"] if "sing" in meta["source"] else [meta["group"]]) + ["all"]
             for g in keys:
                 per[g][0].append(pred); per[g][1].append(tgt); per[g][2].append(st)
         for g, (p, t, s) in per.items():
@@ -300,6 +295,7 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plots", default=None, help="folder for mouth-over-spectrogram plots of real/sung clips")
     ap.add_argument("--contact-sheet", default=None, help="PNG: rendered mouth at closures (top) / open vowels")
+    ap.add_argument("--oracle", action="store_true", help="also score the exact targets (upper bound)")
     ap.add_argument("--limit", type=int, default=0)
     a = ap.parse_args(argv)
     import torch
@@ -308,6 +304,8 @@ def main(argv=None):
     if a.limit:
         items = items[:a.limit]
     models = available_models(a.weights)
+    if a.oracle:
+        models["oracle"] = OracleMouth()
     res = evaluate(models, items)
     if a.plots:
         out = Path(a.plots); out.mkdir(parents=True, exist_ok=True)
@@ -318,6 +316,8 @@ def main(argv=None):
         except Exception:
             media = []
         for name, m in models.items():
+            if isinstance(m, OracleMouth):
+                continue
             for f in media:
                 plot_clip(m, f, out / f"{name}_{Path(f).stem}.png", f"{name}: {Path(f).name}")
             for meta, x, sr, segs in items:

@@ -1,7 +1,10 @@
 """Train the learned audio -> mouth model on the generated data.
 
-  python -m vasa_core.lipsync.data  --out build/lipsync --minutes 100      # ~3 min here
-  python -m vasa_core.lipsync.train --data build/lipsync --steps 6000 --out assets/lipsync.pt
+  python -m vasa_core.lipsync.data  --out build/lipsync2 --minutes 130 --eval-items 120            # ~5 min
+  python -m vasa_core.lipsync.data  --out build/lipsync3 --minutes 40 --eval-items 0 --seed 7 --long-pauses 0.5
+  python -m vasa_core.lipsync.train --data build/lipsync2 --steps 4000 --max-minutes 55 --out build/lipsync_v2.pt
+  python -m vasa_core.lipsync.train --data build/lipsync3 --init build/lipsync_v2.pt --steps 600 --lr 4e-4 \
+      --seed 1 --out assets/lipsync.pt              # fine-tune with long pauses (see docs/lipsync.md)
 
 Single-threaded by default (the machine has two shared cores).  Random 4 s crops, Adam + cosine schedule,
 loss = weighted smooth-L1 on the eight parameters + 0.3 x viseme cross-entropy.  Keeps the checkpoint with
@@ -75,7 +78,7 @@ def save(net, path, extra):
 
 
 def train(data="build/lipsync", out="assets/lipsync.pt", steps=6000, batch=24, crop=400, lr=2e-3, channels=128,
-          seed=0, threads=1, max_minutes=None, log=print, val_every=250):
+          seed=0, threads=1, max_minutes=None, log=print, val_every=250, init=None):
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -83,10 +86,15 @@ def train(data="build/lipsync", out="assets/lipsync.pt", steps=6000, batch=24, c
     tr, va = load_split(data / "train"), load_split(data / "val")
     if not va:
         va = tr[-max(1, len(tr) // 20):]
-    allf = np.concatenate([u[0] for u in tr[:400]])
-    net = MouthNet(channels=channels)
-    net.mu.copy_(torch.from_numpy(allf.mean(0)))
-    net.sd.copy_(torch.from_numpy(allf.std(0) + 1e-3))
+    if init:                                   # fine-tune from a checkpoint (keeps its feature normalisation)
+        ck = torch.load(str(init), map_location="cpu", weights_only=True)
+        net = MouthNet(channels=int(ck.get("channels", channels)))
+        net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
+    else:
+        allf = np.concatenate([u[0] for u in tr[:400]])
+        net = MouthNet(channels=channels)
+        net.mu.copy_(torch.from_numpy(allf.mean(0)))
+        net.sd.copy_(torch.from_numpy(allf.std(0) + 1e-3))
     log(f"train {len(tr)} utts / {sum(len(u[0]) for u in tr) / 6000:.1f} min, val {len(va)} utts, "
         f"{sum(p.numel() for p in net.parameters())} params")
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -140,9 +148,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop early after this wall time")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default=None, help="start from this checkpoint (fine-tuning)")
     a = ap.parse_args(argv)
     train(a.data, a.out, a.steps, a.batch, a.crop, a.lr, a.channels, a.seed, a.threads, a.max_minutes,
-          log=lambda s: print(s, flush=True))
+          log=lambda s: print(s, flush=True), init=a.init)
 
 
 if __name__ == "__main__":
