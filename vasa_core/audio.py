@@ -127,13 +127,14 @@ def resample(audio: Audio, sample_rate: int = SAMPLE_RATE) -> Audio:
     return Audio(y.astype(np.float32), sample_rate)
 
 
-def _frames(x: np.ndarray, win: int, hop: int) -> np.ndarray:
-    """Centre-padded frames of `x`: (ceil(len/hop), win) view-copy."""
-    pad = np.pad(x, (win // 2, win // 2 + hop))
-    n = 1 + (len(x) - 1) // hop + 1
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
-    idx = np.minimum(idx, len(pad) - 1)
-    return pad[idx]
+def _frames(x: np.ndarray, win: int, hop: int, start: int, stop: int) -> np.ndarray:
+    """Frames `start..stop-1` of `x` (frame i centred on sample i*hop, zero-padded at the ends): (n, win)."""
+    idx = (np.arange(start, stop) * hop - win // 2)[:, None] + np.arange(win)[None, :]
+    valid = (idx >= 0) & (idx < len(x))
+    return np.where(valid, x[np.clip(idx, 0, max(len(x) - 1, 0))], 0.0).astype(np.float32)
+
+
+BLOCK = 3000   # feature frames (30 s) computed at a time, so memory stays flat however long the audio
 
 
 _MEL_CACHE: dict[int, np.ndarray] = {}
@@ -151,24 +152,30 @@ def extract_features(audio: Audio) -> AudioFeatures:
     audio = resample(audio, SAMPLE_RATE)
     x = audio.samples.astype(np.float32)
     n_frames = int(np.ceil(len(x) / HOP))
-    # log-mel over 25 ms Hann windows (512-point FFT)
-    frames = _frames(x, WIN, HOP)[:n_frames]
-    spec = np.abs(np.fft.rfft(frames * np.hanning(WIN).astype(np.float32), n=512)) ** 2
-    mel = np.log(np.maximum(spec @ _mel_basis(512).T, 1e-10)).astype(np.float32)
-    rms = np.sqrt(np.mean(frames ** 2, axis=1) + 1e-12)
-    loudness = (20 * np.log10(rms + 1e-5)).astype(np.float32)
-    voicing, pitch = _periodicity(x, n_frames)
-    return AudioFeatures(mel=mel, loudness=loudness, voicing=voicing, pitch=pitch, duration=audio.duration)
+    window = np.hanning(WIN).astype(np.float32)
+    mel, loudness, voicing, pitch = [], [], [], []
+    for start in range(0, n_frames, BLOCK):
+        stop = min(start + BLOCK, n_frames)
+        frames = _frames(x, WIN, HOP, start, stop)
+        spec = np.abs(np.fft.rfft(frames * window, n=512)) ** 2          # log-mel over 25 ms Hann windows
+        mel.append(np.log(np.maximum(spec @ _mel_basis(512).T, 1e-10)).astype(np.float32))
+        rms = np.sqrt(np.mean(frames ** 2, axis=1) + 1e-12)
+        loudness.append((20 * np.log10(rms + 1e-5)).astype(np.float32))
+        v, f0 = _periodicity(x, start, stop)
+        voicing.append(v)
+        pitch.append(f0)
+    return AudioFeatures(mel=np.concatenate(mel), loudness=np.concatenate(loudness),
+                         voicing=np.concatenate(voicing), pitch=np.concatenate(pitch), duration=audio.duration)
 
 
-def _periodicity(x: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def _periodicity(x: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """Voicing strength and f0 per 10 ms from the normalised autocorrelation of 40 ms windows.
 
     Hand-written instead of librosa.pyin: pyin costs ~0.5 s per second of audio here, this costs ~3 ms.
     """
     win = 640                      # 40 ms: two periods of 50 Hz
     lag_min, lag_max = SAMPLE_RATE // 500, SAMPLE_RATE // 60
-    frames = _frames(x, win, HOP)[:n_frames]
+    frames = _frames(x, win, HOP, start, stop)
     frames = frames - frames.mean(axis=1, keepdims=True)
     spec = np.fft.rfft(frames, n=2 * win)
     ac = np.fft.irfft(np.abs(spec) ** 2, n=2 * win)[:, : lag_max + 1]
