@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import io
 import json
 import os
 from pathlib import Path
@@ -137,12 +136,11 @@ def sign_mp4(src: Path, dst: Path, payload: int, generator: str, version: str) -
     manifest = build_manifest(payload, generator, version, title=dst.name)
     info = c2pa.C2paSignerInfo(alg=c2pa.C2paSigningAlg.ES256, sign_cert=paths["chain"].read_bytes(),
                                private_key=paths["key"].read_bytes(), ta_url=None)
-    data = src.read_bytes()
-    out = io.BytesIO()
-    with c2pa.Signer.from_info(info) as signer, c2pa.Builder(json.dumps(manifest)) as builder:
-        manifest_bytes = builder.sign(signer, "video/mp4", io.BytesIO(data), out)
     tmp = dst.with_name(dst.name + ".signing")
-    tmp.write_bytes(out.getvalue())
+    # file streams, not bytes in memory: a long clip must not cost its size several times over in RAM
+    with c2pa.Signer.from_info(info) as signer, c2pa.Builder(json.dumps(manifest)) as builder, \
+            open(src, "rb") as source, open(tmp, "w+b") as target:
+        manifest_bytes = builder.sign(signer, "video/mp4", source, target)
     os.replace(tmp, dst)
     return {**manifest, "manifest_bytes": len(manifest_bytes or b""), "certificate": DEMO_NOTE}
 
@@ -170,7 +168,7 @@ def read_manifest(path: Path) -> dict | None:
     path = Path(path)
     mime = _MIME.get(path.suffix.lower(), "video/mp4")
     try:
-        with c2pa.Reader(mime, io.BytesIO(path.read_bytes())) as reader:
+        with open(path, "rb") as stream, c2pa.Reader(mime, stream) as reader:
             store = json.loads(reader.json())
     except c2pa.C2paError as e:
         msg = str(e)

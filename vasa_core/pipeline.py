@@ -188,14 +188,23 @@ def _publish(frames, audio: Audio, fps: float, size: int, out_path: Path, payloa
         manifest = sign_mp4(unsigned, out_path, payload, "vasa_core", __version__)
     finally:
         unsigned.unlink(missing_ok=True)
-    sha = hashlib.sha256(out_path.read_bytes()).hexdigest()
+    sha = _file_sha256(out_path)
     log = AuditLog()
     if request_id is None:
         request_id = log.start(allowed=True, reason="generated through the Python API / command line",
                                image_sha256=portrait_key,
-                               audio_sha256=hashlib.sha256(audio.samples.tobytes()).hexdigest())
+                               audio_sha256=hashlib.sha256(memoryview(np.ascontiguousarray(audio.samples))).hexdigest())
     log.update(request_id, watermark_payload=payload_hex(payload), output_sha256=sha)
     return Output(path=out_path, payload=payload_hex(payload), manifest=manifest, sha256=sha, request_id=request_id)
+
+
+def _file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_video(result: Result, out_path: str | Path, request_id: str | None = None) -> Output:

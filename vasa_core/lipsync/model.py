@@ -46,11 +46,15 @@ def logmel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     if n == 0:
         return np.zeros((0, N_MELS), np.float32)
     pad = np.pad(x, (N_FFT // 2, N_FFT // 2 + FEAT_HOP))
-    idx = np.arange(N_FFT)[None] + FEAT_HOP * np.arange(n)[:, None]
     w = np.zeros(N_FFT, np.float32)
     w[(N_FFT - WIN) // 2:(N_FFT - WIN) // 2 + WIN] = np.hanning(WIN)
-    spec = np.abs(np.fft.rfft(pad[idx] * w, axis=1)) ** 2
-    return np.log(spec.astype(np.float32) @ _mel_fb().T + 1e-9).astype(np.float32)
+    out = np.empty((n, N_MELS), np.float32)
+    for s in range(0, n, 3000):          # 30 s at a time: memory stays flat however long the audio
+        e = min(s + 3000, n)
+        idx = np.arange(N_FFT)[None] + FEAT_HOP * np.arange(s, e)[:, None]
+        spec = np.abs(np.fft.rfft(pad[idx] * w, axis=1)) ** 2
+        out[s:e] = np.log(spec.astype(np.float32) @ _mel_fb().T + 1e-9)
+    return out
 
 
 def dither(samples: np.ndarray) -> np.ndarray:
