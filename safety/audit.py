@@ -27,14 +27,13 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
-import os
 import sqlite3
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-from safety.datadir import data_dir
+from safety.datadir import data_dir, init_private_db
 
 __all__ = ["AuditLog", "AuditError", "cli"]
 
@@ -122,16 +121,7 @@ class AuditLog:
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else data_dir() / "audit.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect()
-        try:
-            con.executescript(_SCHEMA)
-        finally:
-            con.close()
-        try:
-            os.chmod(self.path, 0o600)  # names and hashes: readable by the operator only
-        except OSError:
-            pass
+        init_private_db(self.path, _SCHEMA, self._connect)
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=30, isolation_level=None)

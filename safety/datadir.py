@@ -19,3 +19,18 @@ def data_dir() -> Path:
         path = Path(base) / "vasa"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def init_private_db(path: Path, schema: str, connect) -> None:
+    """Create the SQLite file at `path` with `schema` (via `connect()`, the owner's connection factory)
+    and make it readable by the operator only (it holds names and hashes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = connect()
+    try:
+        con.executescript(schema)
+    finally:
+        con.close()
+    try:
+        os.chmod(path, 0o600)
+    except OSError:
+        pass

@@ -31,7 +31,6 @@ import datetime as _dt
 import hashlib
 import importlib.util
 import json
-import os
 import sqlite3
 import sys
 import threading
@@ -42,7 +41,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from safety.datadir import data_dir
+from safety.datadir import data_dir, init_private_db
 from safety.errors import LikenessError, ValidationError
 
 __all__ = [
@@ -393,16 +392,7 @@ class Gallery:
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else data_dir() / "gallery.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect()
-        try:
-            con.executescript(_SCHEMA)
-        finally:
-            con.close()
-        try:
-            os.chmod(self.path, 0o600)  # names and hashes: readable by the operator only
-        except OSError:
-            pass
+        init_private_db(self.path, _SCHEMA, self._connect)
         self._cache: dict[str, tuple[float, list[str], np.ndarray]] = {}
 
     def _connect(self) -> sqlite3.Connection:

@@ -62,7 +62,7 @@ def build_rig(p: Portrait) -> FaceRig:
     """Precompute the frontal landmarks and every action's displacement field for a portrait."""
     lm = p.landmarks.astype(np.float64)
     F = (lm - p.center) @ p.rotation          # frontal frame: R^T (lm - c)
-    x, y, z = F[:, 0], F[:, 1], F[:, 2]
+    x, y = F[:, 0], F[:, 1]
     W = float(np.linalg.norm(F[CHEEK_L, :2] - F[CHEEK_R, :2]))
     Wm = float(np.linalg.norm(F[291, :2] - F[61, :2]))
     eye_r = F[EYE_R_UPPER + EYE_R_LOWER].mean(0)
