@@ -16,6 +16,7 @@ shape; the learned model in `vasa_core.lipsync` replaces it as the default when 
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -34,11 +35,17 @@ class MouthModel(Protocol):
         ...
 
 
-def _band(mel: np.ndarray, lo_hz: float, hi_hz: float) -> np.ndarray:
-    """Power (linear) summed over the mel bands whose centres lie in [lo_hz, hi_hz]."""
+@lru_cache(maxsize=1)
+def _mel_centres() -> np.ndarray:
+    """Centre frequency (Hz) of each of the feature extractor's mel bands."""
     import librosa
     from .audio import FMAX, FMIN, N_MELS
-    centres = librosa.mel_frequencies(n_mels=N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]
+    return librosa.mel_frequencies(n_mels=N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]
+
+
+def _band(mel: np.ndarray, lo_hz: float, hi_hz: float) -> np.ndarray:
+    """Power (linear) summed over the mel bands whose centres lie in [lo_hz, hi_hz]."""
+    centres = _mel_centres()
     sel = (centres >= lo_hz) & (centres < hi_hz)
     return np.exp(mel[:, sel]).sum(axis=1) + 1e-10
 

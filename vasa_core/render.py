@@ -344,15 +344,13 @@ class Renderer:
         if self._maps is None:
             return
         x0, y0, mx, my = self._maps
-        for (bx0, by0, bx1, by1), closed, amount in zip((l[0] for l in self.lids), (l[1] for l in self.lids),
-                                                        (f.get("blink_r", 0.0), f.get("blink_l", 0.0))):
+        for ((bx0, by0, bx1, by1), closed), amount in zip(self.lids, (f.get("blink_r", 0.0), f.get("blink_l", 0.0))):
             w = float(np.clip((amount - 0.35) / 0.5, 0, 1))
             if w <= 0:
                 continue
             w = w * w * (3 - 2 * w)
             # destination pixels whose flow lands inside this eye's texture box
-            sub_x, sub_y = mx, my
-            hit = (sub_x >= bx0) & (sub_x < bx1 - 1) & (sub_y >= by0) & (sub_y < by1 - 1)
+            hit = (mx >= bx0) & (mx < bx1 - 1) & (my >= by0) & (my < by1 - 1)
             ys, xs = np.nonzero(hit)
             if len(ys) == 0:
                 continue

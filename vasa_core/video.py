@@ -124,31 +124,34 @@ def probe(path: str | Path) -> dict:
     import av
     with av.open(os.fspath(path)) as c:
         v = c.streams.video[0]
-        n = sum(1 for packet in c.demux(v) if packet.size)   # the last, empty packet is a flush
-    with av.open(os.fspath(path)) as c:
-        v = c.streams.video[0]
         fps = float(v.average_rate) if v.average_rate else 0.0
-        info = {"frames": n, "fps": fps, "width": v.codec_context.width, "height": v.codec_context.height,
-                "codec": v.codec_context.name, "pix_fmt": v.codec_context.pix_fmt,
-                "video_duration": n / fps if fps else 0.0}
+        info = {"fps": fps, "width": v.codec_context.width, "height": v.codec_context.height,
+                "codec": v.codec_context.name, "pix_fmt": v.codec_context.pix_fmt}
         if c.streams.audio:
             a = c.streams.audio[0]
             info["audio_codec"] = a.codec_context.name
             info["audio_duration"] = float(a.duration * a.time_base) if a.duration else None
+        info["frames"] = sum(1 for packet in c.demux(v) if packet.size)   # the last, empty packet is a flush
+    info["video_duration"] = info["frames"] / fps if fps else 0.0
     return info
 
 
 def contact_sheet(video: str | Path, out_png: str | Path, cols: int = 4, rows: int = 3, width: int = 256) -> Path:
     """A grid of `cols x rows` evenly spaced frames (with their times) from a video, written as a PNG."""
-    frames = list(read_frames(video))
-    if not frames:
+    info = probe(video)
+    if not info["frames"]:
         raise ValueError(f"{video} has no video frames")
-    info_fps = probe(video)["fps"] or 25.0
-    n = cols * rows
-    idx = np.linspace(0, len(frames) - 1, n).round().astype(int)
+    info_fps = info["fps"] or 25.0
+    wanted = np.linspace(0, info["frames"] - 1, cols * rows).round().astype(int)
+    picked, wanted_set = {}, set(wanted.tolist())
+    for i, frame in enumerate(read_frames(video)):      # keep only the frames shown, never the whole clip
+        if i in wanted_set:
+            picked[i] = frame
+        if i >= wanted[-1]:
+            break
     tiles = []
-    for i in idx:
-        f = frames[i]
+    for i in wanted:
+        f = picked.get(i, picked[max(picked)])
         h = int(round(f.shape[0] * width / f.shape[1]))
         tile = cv2.resize(f, (width, h), interpolation=cv2.INTER_AREA)
         cv2.putText(tile, f"{i / info_fps:5.2f}s", (6, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
