@@ -1,7 +1,9 @@
-"""Command line: python -m vasa_core {generate, render, sheet, bench} ...
+"""Command line: python -m vasa_core {generate, stream, render, sheet, bench} ...
 
   generate --image IMG --audio AUDIO --out OUT.mp4 [--size 512] [--fps 25] [--seed N] [--motion-out M.json]
            [--gaze X,Y] [--distance D] [--emotion NAME[:W]] [--motion-scale S] [--lipsync default|acoustic]
+  stream   --image IMG --audio AUDIO --out OUT.mp4 [--realtime] [--chunk-ms 40] [controls as for generate]
+           (feeds the audio in chunks, at wall-clock speed with --realtime, as a live source would)
   render   --image IMG --audio AUDIO --motion MOTION.json --out OUT.mp4 [--size 512] [--fps 25]
   sheet    VIDEO OUT.png [--cols 4] [--rows 3]
   bench    [--json] [--seconds 10]
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vasa_core", description="One portrait + one audio clip -> "
                                      "a talking-head video.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("generate", "render"):
+    for name in ("generate", "stream", "render"):
         p = sub.add_parser(name)
         p.add_argument("--image", required=True, help="portrait: JPEG, PNG or WebP")
         p.add_argument("--audio", required=True, help="speech or singing: wav, mp3, m4a/aac, ogg or flac")
@@ -44,16 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--fps", type=float, default=25.0)
         p.add_argument("--device", default="auto", help="auto | cpu | cuda")
         p.add_argument("--label", action="store_true", help='put a visible "AI-generated" label in a corner')
-        if name == "generate":
+        if name == "stream":
+            p.add_argument("--realtime", action="store_true",
+                           help="feed the audio at wall-clock speed, like a microphone")
+            p.add_argument("--chunk-ms", type=float, default=40.0, help="audio chunk length in milliseconds")
+        if name in ("generate", "stream"):
             p.add_argument("--seed", type=int, default=0)
-            p.add_argument("--motion-out", help="also write the generated motion as JSON")
             p.add_argument("--gaze", type=_pair, default=(0.0, 0.0), help="main gaze direction X,Y in degrees")
             p.add_argument("--distance", type=float, default=1.0, help="head distance, 0.7-1.4 (1 = as framed)")
             p.add_argument("--emotion", type=_emotion, default=("neutral", 1.0),
                            help="neutral, happy, sad, angry, surprised, optionally :WEIGHT (0-1)")
             p.add_argument("--motion-scale", type=float, default=1.0, help="head motion 0 (still) .. 2")
+        if name == "generate":
+            p.add_argument("--motion-out", help="also write the generated motion as JSON")
             p.add_argument("--lipsync", default="default", help="default | learned | acoustic")
-        else:
+        if name == "render":
             p.add_argument("--motion", required=True, help="motion JSON (see vasa_core.motion)")
     s = sub.add_parser("sheet", help="contact sheet of a video")
     s.add_argument("video")
@@ -66,6 +73,28 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--long-seconds", type=float, default=0.0,
                    help="also measure peak memory on a clip this long (e.g. 600)")
     return parser
+
+
+def _stream(pipe, audio, args) -> int:
+    """Simulate a live source: feed the file in chunks, write the frames as they come out, report timing."""
+    from .stream import paced_chunks, timing
+    emotion, weight = args.emotion
+    chunk_s = args.chunk_ms / 1000.0
+    if not 0.005 <= chunk_s <= 1.0:
+        raise InputError("--chunk-ms must be between 5 and 1000.")
+    chunks = paced_chunks(audio.samples, audio.sample_rate, chunk_s, realtime=args.realtime)
+    stream = pipe.stream(args.image, chunks, audio.sample_rate, label=args.label, seed=args.seed, gaze=args.gaze,
+                         distance=args.distance, emotion=emotion, emotion_weight=weight,
+                         motion_scale=args.motion_scale)
+    out = pipe.write_stream(stream, audio, args.out)
+    t = timing(stream, chunk_s)
+    mode = "in real time" if args.realtime else "as fast as possible"
+    lag = (f"; frames came out {t['lag_median_ms']} ms (median; p95 {t['lag_p95_ms']} ms) after their audio "
+           f"was spoken" if args.realtime else "")
+    print(f"streamed {args.out}: {t['frames']} frames from {audio.duration:.2f} s of audio fed {mode} in "
+          f"{args.chunk_ms:g} ms chunks; first frame {t['first_frame_ms']} ms after the first chunk; "
+          f"{t['fps']} fps{lag}; watermark {out.payload}, C2PA manifest signed, audit record {out.request_id}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         lipsync = getattr(args, "lipsync", "default")
         pipe = TalkingFacePipeline(size=args.size, fps=args.fps, device=args.device, lipsync=lipsync)
         audio = pipe.load_audio(args.audio)
+        if args.command == "stream":
+            return _stream(pipe, audio, args)
         if args.command == "generate":
             emotion, weight = args.emotion
             motion = pipe.motion(audio, seed=args.seed, gaze=args.gaze, distance=args.distance,

@@ -127,9 +127,10 @@ def resample(audio: Audio, sample_rate: int = SAMPLE_RATE) -> Audio:
     return Audio(y.astype(np.float32), sample_rate)
 
 
-def _frames(x: np.ndarray, win: int, hop: int, start: int, stop: int) -> np.ndarray:
-    """Frames `start..stop-1` of `x` (frame i centred on sample i*hop, zero-padded at the ends): (n, win)."""
-    idx = (np.arange(start, stop) * hop - win // 2)[:, None] + np.arange(win)[None, :]
+def _frames(x: np.ndarray, win: int, hop: int, start: int, stop: int, offset: int = 0) -> np.ndarray:
+    """Frames `start..stop-1` (frame i centred on sample i*hop) of a signal of which `x` holds the samples
+    from index `offset` on; zero-padded before sample 0 and after the end of `x`: (n, win) float32."""
+    idx = (np.arange(start, stop) * hop - win // 2)[:, None] + np.arange(win)[None, :] - offset
     valid = (idx >= 0) & (idx < len(x))
     return np.where(valid, x[np.clip(idx, 0, max(len(x) - 1, 0))], 0.0).astype(np.float32)
 
@@ -147,6 +148,12 @@ def _mel_basis(n_fft: int) -> np.ndarray:
     return _MEL_CACHE[n_fft]
 
 
+def _loudness(frames: np.ndarray) -> np.ndarray:
+    """RMS level in dBFS of each row of (n, WIN) frames."""
+    rms = np.sqrt(np.mean(frames ** 2, axis=1) + 1e-12)
+    return (20 * np.log10(rms + 1e-5)).astype(np.float32)
+
+
 def extract_features(audio: Audio) -> AudioFeatures:
     """Compute 100 Hz features from 16 kHz mono audio. Cost: about 1 ms per second of audio on one core."""
     audio = resample(audio, SAMPLE_RATE)
@@ -159,8 +166,7 @@ def extract_features(audio: Audio) -> AudioFeatures:
         frames = _frames(x, WIN, HOP, start, stop)
         spec = np.abs(np.fft.rfft(frames * window, n=512)) ** 2          # log-mel over 25 ms Hann windows
         mel.append(np.log(np.maximum(spec @ _mel_basis(512).T, 1e-10)).astype(np.float32))
-        rms = np.sqrt(np.mean(frames ** 2, axis=1) + 1e-12)
-        loudness.append((20 * np.log10(rms + 1e-5)).astype(np.float32))
+        loudness.append(_loudness(frames))
         v, f0 = _periodicity(x, start, stop)
         voicing.append(v)
         pitch.append(f0)
@@ -168,14 +174,50 @@ def extract_features(audio: Audio) -> AudioFeatures:
                          voicing=np.concatenate(voicing), pitch=np.concatenate(pitch), duration=audio.duration)
 
 
-def _periodicity(x: np.ndarray, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+class ProsodyStream:
+    """Loudness (dBFS), voicing and pitch (Hz) at 100 Hz, computed while 16 kHz audio arrives.
+
+    `push(samples)` returns the rows (k, 3) whose analysis windows are complete (frame i needs the audio up
+    to i*10 ms + 20 ms); `finish()` returns the rest, zero-padded at the end. The numbers are the same as
+    `extract_features`' loudness, voicing and pitch (same windows, same code).
+    """
+    NEED = 320   # samples of audio a frame needs after its centre (half of the 40 ms periodicity window)
+
+    def __init__(self):
+        self._buf = np.zeros(0, np.float32)
+        self._offset = 0            # absolute index of self._buf[0]
+        self._next = 0              # next frame to compute
+        self._total = 0             # samples received
+
+    def _compute(self, stop: int) -> np.ndarray:
+        start = self._next
+        if stop <= start:
+            return np.zeros((0, 3), np.float32)
+        loud = _loudness(_frames(self._buf, WIN, HOP, start, stop, self._offset))
+        voicing, pitch = _periodicity(self._buf, start, stop, self._offset)
+        self._next = stop
+        keep_from = max(0, stop * HOP - self.NEED - self._offset)        # what the next frame's window needs
+        self._buf, self._offset = self._buf[keep_from:], self._offset + keep_from
+        return np.stack([loud, voicing, pitch], 1)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        samples = np.asarray(samples, np.float32).reshape(-1)
+        self._buf = np.concatenate([self._buf, samples])
+        self._total += len(samples)
+        return self._compute(max(0, (self._total - self.NEED) // HOP + 1) if self._total >= self.NEED else 0)
+
+    def finish(self) -> np.ndarray:
+        return self._compute(int(np.ceil(self._total / HOP)))
+
+
+def _periodicity(x: np.ndarray, start: int, stop: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Voicing strength and f0 per 10 ms from the normalised autocorrelation of 40 ms windows.
 
     Hand-written instead of librosa.pyin: pyin costs ~0.5 s per second of audio here, this costs ~3 ms.
     """
     win = 640                      # 40 ms: two periods of 50 Hz
     lag_min, lag_max = SAMPLE_RATE // 500, SAMPLE_RATE // 60
-    frames = _frames(x, win, HOP, start, stop)
+    frames = _frames(x, win, HOP, start, stop, offset)
     frames = frames - frames.mean(axis=1, keepdims=True)
     spec = np.fft.rfft(frames, n=2 * win)
     ac = np.fft.irfft(np.abs(spec) ** 2, n=2 * win)[:, : lag_max + 1]

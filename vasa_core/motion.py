@@ -15,8 +15,9 @@ A `MotionSequence` holds one row of parameters per video frame (25 fps by defaul
     blink_l, blink_r [0, 1] (1 = closed; l/r = the subject's left/right eye)
     gaze_x, gaze_y   degrees of eye rotation (+x = towards the image's right, +y = up)
 
-`generate_motion` is the v1 motion generator: the mouth comes from a mouth model, head motion, brows,
-blinks and gaze from the audio's prosody and a seeded random process.
+`MotionGenerator` makes everything but the mouth, frame by frame, from the voice's prosody (loudness,
+pitch) and seeded random processes. It is causal with a lookahead of `LOOKAHEAD` frames, so the same code
+serves whole files and live streams (`vasa_core.stream`); `generate_motion` runs it over a whole clip.
 """
 from __future__ import annotations
 
@@ -140,123 +141,315 @@ class MotionSequence:
         return MotionSequence.from_json(data, num_frames, fps)
 
 
-# --- v1 generator ---------------------------------------------------------------------------------------
+# --- the generator ---------------------------------------------------------------------------------------
 
-def _smooth_noise(rng: np.random.Generator, n: int, fps: float, tau_s: float) -> np.ndarray:
-    """Unit-variance smooth random signal with correlation time `tau_s` seconds (Gaussian-filtered noise)."""
-    from scipy.ndimage import gaussian_filter1d
-    sigma = tau_s * fps
-    pad = int(4 * sigma) + 1
-    x = gaussian_filter1d(rng.standard_normal(n + 2 * pad), sigma)[pad:pad + n]
-    return (x / (x.std() + 1e-9)).astype(np.float32)
+LOOKAHEAD = 2   # frames of prosody the generator reads ahead (80 ms at 25 fps; the mouth needs more anyway)
 
 
-def _blinks(rng: np.random.Generator, n: int, fps: float, pauses: np.ndarray) -> np.ndarray:
-    """Blink track in [0, 1]: ~17 per minute, 150-300 ms each, more likely in pauses, never overlapping."""
-    out = np.zeros(n, np.float32)
-    t = rng.uniform(0.3, 2.0)
-    while True:
-        i = int(t * fps)
-        if i >= n:
-            break
-        dur = rng.uniform(0.15, 0.3)
-        k = max(3, int(round(dur * fps)))
-        shape = np.sin(np.linspace(0, np.pi, k + 2)[1:-1]) ** 0.7   # close quickly, hold, open
-        end = min(n, i + k)
-        out[i:end] = np.maximum(out[i:end], shape[: end - i])
-        gap = rng.exponential(2.6) + 0.9 + dur
-        if pauses[min(i, n - 1)]:
-            gap *= 0.8
-        t += gap
-    return out
+@dataclass(frozen=True)
+class MotionControls:
+    """What a user can steer. Each control changes only what it names.
+
+    seed:           the random processes (head drift, blinks, saccades); same seed -> same motion
+    gaze:           main gaze direction (degrees, x right / y up) around which the eyes make small saccades
+    distance:       head distance, 1 = as framed; 1.3 = further away (head 1/1.3 the size), 0.5..2
+    emotion:        one of EMOTIONS, an offset on top of what the voice implies, with `emotion_weight` 0..1
+    motion_scale:   head motion amplitude, 0 = still head (lips only) ... 2
+    """
+    seed: int = 0
+    gaze: tuple[float, float] = (0.0, 0.0)
+    distance: float = 1.0
+    emotion: str = "neutral"
+    emotion_weight: float = 1.0
+    motion_scale: float = 1.0
+
+    def __post_init__(self):
+        if self.emotion not in EMOTIONS:
+            raise MotionError(f"Unknown emotion '{self.emotion}'. Choose one of: {', '.join(EMOTIONS)}.")
+        if not 0.5 <= self.distance <= 2.0:
+            raise MotionError("distance must be between 0.5 and 2.0 (1 = as framed).")
+        if not 0.0 <= self.motion_scale <= 2.0:
+            raise MotionError("motion_scale must be between 0 and 2.")
+        if not 0.0 <= self.emotion_weight <= 1.0:
+            raise MotionError("emotion weight must be between 0 and 1.")
+        gx, gy = self.gaze
+        if not (abs(gx) <= 20 and abs(gy) <= 15):
+            raise MotionError("gaze must be within +-20 degrees horizontally and +-15 vertically.")
 
 
-def _fixations(rng: np.random.Generator, n: int, fps: float, amp: float) -> np.ndarray:
-    """Piecewise-constant gaze offsets (saccades every 0.8-3 s) with 2-frame transitions."""
-    out = np.zeros(n, np.float32)
-    i, value = 0, 0.0
-    while i < n:
-        hold = int(rng.uniform(0.8, 3.0) * fps)
-        new = float(rng.normal(0.0, amp))
-        ramp = np.linspace(value, new, 3)[1:]
-        out[i:i + 2] = ramp[: len(out[i:i + 2])]
-        out[i + 2:i + hold] = new
-        value, i = new, i + hold
-    return out
+class _SmoothNoise:
+    """Unit-variance Gaussian-filtered white noise with correlation time `tau_s`, one value per frame.
+
+    The white noise does not depend on the audio, so it is simply drawn ahead of time; filtering it with a
+    centred kernel therefore adds no latency. The kernel is scaled so the output's variance is exactly 1.
+    """
+
+    def __init__(self, rng: np.random.Generator, fps: float, tau_s: float):
+        sigma = tau_s * fps
+        r = int(4 * sigma) + 1
+        k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+        self._k = k / np.sqrt(np.sum(k ** 2))
+        self._rng = rng
+        self._white = rng.standard_normal(len(k) + 256)
+        self._i = 0
+
+    def next(self) -> float:
+        if self._i + len(self._k) > len(self._white):
+            self._white = np.concatenate([self._white[self._i:], self._rng.standard_normal(256)])
+            self._i = 0
+        value = float(self._k @ self._white[self._i:self._i + len(self._k)])
+        self._i += 1
+        return value
+
+
+class _Lag:
+    """Two cascaded one-pole low-pass filters (time constant `tau_s` each): a smooth, S-shaped follower."""
+
+    def __init__(self, fps: float, tau_s: float, value: float = 0.0):
+        self.a = 1.0 - np.exp(-1.0 / (tau_s * fps))
+        self.u = self.y = value
+
+    def __call__(self, x: float) -> float:
+        self.u += (x - self.u) * self.a
+        self.y += (self.u - self.y) * self.a
+        return self.y
+
+
+class MotionGenerator:
+    """Head, brows, blinks and gaze from prosody, one video frame at a time (the mouth comes separately).
+
+    push(prosody) takes rows (k, 3) = (loudness dBFS, voicing 0..1, pitch Hz or 0) for consecutive video
+    frames and returns the motion rows (m, len(PARAMS)) that are final: frame i is emitted once frame
+    i + LOOKAHEAD has arrived. finish() returns the rest. Mouth columns are left at 0 (see `with_mouth`).
+
+    What drives what (amplitudes tuned so that on speech the pose statistics fall in the range of real
+    talking-head video; see README "Motion statistics"):
+      - speech level: loudness between a running noise floor and a running peak (causal trackers);
+      - head: slow drift, plus livelier motion while speaking, plus nods that land on loudness onsets
+        (stressed syllables), plus occasional turns towards a new gaze target, more likely at phrase ends;
+        in long pauses the head settles;
+      - eyes: fixations with small saccades around the main gaze direction; on a gaze shift the eyes jump
+        first and the head follows over ~0.3 s (eyes lead head turns), the eyes partly counter-rotate
+        against small head motion;
+      - brows: rise with pitch accents (f0 above the speaker's running median) and with emphasis;
+      - blinks: ~15-25 per minute, 150-300 ms, both eyes, more likely at the start of a pause, never
+        overlapping.
+    """
+
+    def __init__(self, fps: float = 25.0, controls: MotionControls = MotionControls()):
+        self.fps, self.c = float(fps), controls
+        streams = np.random.SeedSequence(controls.seed).spawn(16)
+        rng = [np.random.default_rng(s) for s in streams]
+        noise = lambda k, tau: _SmoothNoise(rng[k], fps, tau)
+        self._n = {"yaw_f": noise(0, 0.18), "yaw_s": noise(1, 1.5), "pitch_f": noise(2, 0.15),
+                   "pitch_s": noise(3, 1.2), "roll_f": noise(4, 0.2), "roll_s": noise(5, 1.8),
+                   "tx": noise(6, 2.0), "ty": noise(7, 2.0), "brow": noise(8, 1.5), "smile": noise(9, 2.0)}
+        self._rng_blink, self._rng_fix, self._rng_turn = rng[10], rng[11], rng[12]
+        self._pending: list[np.ndarray] = []      # prosody rows not yet turned into motion
+        self._levels: list[float] = []           # speech level of recent frames (for pause detection)
+        self._i = 0                               # next frame to emit
+        # causal level trackers (dBFS)
+        self._floor = self._peak = None
+        self._smooth_level = 0.0
+        self._activity = 0.0
+        self._nod_drive = _Lag(fps, 0.09)
+        self._brow = _Lag(fps, 0.06)
+        self._f0_log_sum, self._f0_count = 0.0, 0
+        # blinks
+        self._next_blink = int(self._rng_blink.uniform(0.3, 2.0) * fps)
+        self._blink_shape: np.ndarray | None = None
+        self._blink_pos = 0
+        # fixations (eye-in-head offsets) and gaze shifts (world-gaze targets the head follows)
+        self._fix = np.zeros(2)
+        self._fix_from = np.zeros(2)
+        self._fix_to = np.zeros(2)
+        self._fix_left = 0
+        self._fix_ramp = 0
+        self._target = np.zeros(2)
+        self._since_turn = 0
+        self._head_turn = (_Lag(fps, 0.12), _Lag(fps, 0.12))
+        self._was_pause = True
+
+    # --- prosody -> level ---------------------------------------------------------------------------
+    def _level(self, loud: float) -> float:
+        """Speech level 0..1 of one frame, between a running noise floor and a running peak."""
+        dt = 1.0 / self.fps
+        if self._floor is None:
+            self._floor = float(np.clip(loud, -75.0, -35.0))
+            self._peak = max(self._floor + 30.0, -30.0)
+        floor_tau = 0.3 if loud < self._floor else 20.0          # falls fast, creeps up slowly
+        self._floor += (max(loud, -75.0) - self._floor) * (1 - np.exp(-dt / floor_tau))
+        peak_tau = 0.05 if loud > self._peak else 15.0           # jumps up, decays slowly
+        self._peak += (loud - self._peak) * (1 - np.exp(-dt / peak_tau))
+        self._peak = max(self._peak, self._floor + 20.0)
+        return float(np.clip((loud - self._floor - 6.0) / (self._peak - self._floor - 6.0), 0.0, 1.0))
+
+    # --- the frame loop ----------------------------------------------------------------------------
+    def push(self, prosody: np.ndarray) -> np.ndarray:
+        for row in np.asarray(prosody, np.float64).reshape(-1, 3):
+            self._pending.append(row)
+            self._levels.append(self._level(row[0]))
+        rows = []
+        while len(self._pending) > LOOKAHEAD:
+            rows.append(self._next_frame())
+        return np.array(rows, np.float32).reshape(-1, len(PARAMS))
+
+    def finish(self) -> np.ndarray:
+        rows = []
+        while self._pending:
+            rows.append(self._next_frame())
+        return np.array(rows, np.float32).reshape(-1, len(PARAMS))
+
+    def _next_frame(self) -> np.ndarray:
+        """Motion of the oldest pending frame, from its prosody, the speech level of the (up to) LOOKAHEAD
+        frames after it, and the levels of the 5 frames before it."""
+        n_pending = len(self._pending)
+        now = len(self._levels) - n_pending                     # index of this frame in self._levels
+        ahead = self._levels[now:now + LOOKAHEAD + 1]
+        past = self._levels[max(0, now - 5):now]
+        row = self._frame(self._pending.pop(0), ahead, past)
+        del self._levels[:max(0, now - 5)]                      # keep only what the next frames need
+        return row
+
+    def _frame(self, prosody: np.ndarray, ahead_levels: list[float], past: list[float]) -> np.ndarray:
+        """Motion of one frame. `ahead_levels` = speech levels of this frame and the lookahead frames."""
+        fps, c = self.fps, self.c
+        dt = 1.0 / fps
+        _, voicing, f0 = prosody
+        level = ahead_levels[0]
+        lookahead_level = ahead_levels[-1]
+        pause = max([*past, *ahead_levels]) < 0.1                # quiet for ~0.3 s around now
+
+        # how much is being said around now: fast attack, slow release
+        tau = 0.2 if lookahead_level > self._activity else 0.8
+        self._activity += (lookahead_level - self._activity) * (1 - np.exp(-dt / tau))
+        live = 0.25 + 0.75 * self._activity
+
+        # nods: a loudness onset LOOKAHEAD frames ahead starts a nod that peaks on the syllable
+        prev = self._smooth_level
+        self._smooth_level += (lookahead_level - self._smooth_level) * (1 - np.exp(-dt / 0.04))
+        onset = max(0.0, self._smooth_level - prev)
+        nod = min(3.0, 30.0 * self._nod_drive(onset * fps * 0.1))
+
+        # gaze shifts: a new world-gaze target every few seconds, more likely where a phrase ends
+        self._since_turn += 1
+        phrase_end = pause and not self._was_pause
+        self._was_pause = pause
+        if self._since_turn > 1.2 * fps:
+            p = 0.35 if phrase_end else dt / 5.0
+            if self._rng_turn.random() < p:
+                self._target = 0.3 * self._target + self._rng_turn.normal(0, [3.0, 1.2])
+                self._target = np.clip(self._target, [-8, -4], [8, 4])
+                self._since_turn = 0
+        head_turn = np.array([lag(0.6 * t) for lag, t in zip(self._head_turn, self._target)])
+
+        n = {k: v.next() for k, v in self._n.items()}
+        s = c.motion_scale
+        yaw_own = 2.3 * n["yaw_f"] * live + 1.4 * n["yaw_s"]
+        pitch_own = 1.7 * n["pitch_f"] * live + 0.8 * n["pitch_s"] - nod
+        roll = 1.5 * n["roll_f"] * live + 1.1 * n["roll_s"]
+        smile0, brow0, pitch0, _ = EMOTIONS[c.emotion]
+        w = c.emotion_weight
+
+        out = np.array([DEFAULTS[k] for k in PARAMS], np.float64)
+        col = PARAMS.index
+        out[col("yaw")] = s * (yaw_own + head_turn[0])
+        out[col("pitch")] = s * (pitch_own + head_turn[1]) + w * pitch0
+        out[col("roll")] = s * roll
+        out[col("tx")] = s * 0.004 * n["tx"]
+        out[col("ty")] = s * 0.003 * n["ty"]
+        out[col("scale")] = 1.0 / c.distance
+
+        # brows: pitch accents relative to the speaker's running median f0 (log-mean of voiced frames)
+        accent = 0.0
+        if f0 > 0 and voicing > 0.3:
+            self._f0_log_sum += np.log2(f0)
+            self._f0_count += 1
+            if self._f0_count >= 5:
+                semis = 12 * (np.log2(f0) - self._f0_log_sum / self._f0_count)
+                accent = float(np.clip((semis - 1.5) / 5.0, 0, 1)) * level
+            if self._f0_count > 10 * fps:                     # a ~10 s memory: forget slowly
+                self._f0_log_sum *= 1 - 1 / (10 * fps)
+                self._f0_count -= 1
+        brow = self._brow(accent + 0.08 * nod)
+        out[col("brow_raise")] = np.clip(0.5 * brow + 0.06 * n["brow"] + w * brow0, -1, 1)
+        out[col("smile")] = np.clip(0.05 + w * smile0 + 0.04 * n["smile"], -1, 1)
+
+        blink = self._blink(pause)
+        out[col("blink_l")] = out[col("blink_r")] = blink
+
+        # eyes: main direction + fixations + the part of a gaze shift the head has not taken yet,
+        # minus a partial counter-rotation against the head's own small motion
+        fix = self._fixation()
+        eye_turn = self._target - s * head_turn
+        out[col("gaze_x")] = np.clip(c.gaze[0] + fix[0] + eye_turn[0] - 0.3 * s * yaw_own, -25, 25)
+        out[col("gaze_y")] = np.clip(c.gaze[1] + fix[1] + eye_turn[1] - 0.3 * s * pitch_own, -20, 20)
+        self._i += 1
+        return out
+
+    def _blink(self, pause: bool) -> float:
+        """Blink value of this frame (1 = closed)."""
+        fps = self.fps
+        if self._blink_shape is None:
+            if pause and self._next_blink - self._i < 1.5 * fps and self._rng_blink.random() < 0.08:
+                self._next_blink = self._i                      # pauses invite blinks
+            if self._i >= self._next_blink:
+                dur = self._rng_blink.uniform(0.15, 0.3)
+                k = max(3, int(round(dur * fps)))
+                self._blink_shape = np.sin(np.linspace(0, np.pi, k + 2)[1:-1]) ** 0.7   # close, hold, open
+                self._blink_pos = 0
+                gap = self._rng_blink.exponential(2.6) + 0.9 + dur
+                self._next_blink = self._i + int(round(gap * fps))
+        if self._blink_shape is None:
+            return 0.0
+        value = float(self._blink_shape[self._blink_pos])
+        self._blink_pos += 1
+        if self._blink_pos >= len(self._blink_shape):
+            self._blink_shape = None
+        return value
+
+    def _fixation(self) -> np.ndarray:
+        """Eye-in-head fixation offset (degrees): held 0.8-3 s, then a 2-frame saccade to a new one."""
+        if self._fix_left <= 0:
+            self._fix_from = self._fix.copy()
+            self._fix_to = self._rng_fix.normal(0.0, [1.5, 1.0])
+            self._fix_left = int(self._rng_fix.uniform(0.8, 3.0) * self.fps)
+            self._fix_ramp = 0
+        if self._fix_ramp < 2:
+            self._fix_ramp += 1
+            self._fix = self._fix_from + (self._fix_to - self._fix_from) * self._fix_ramp / 2
+        self._fix_left -= 1
+        return self._fix
+
+
+def with_mouth(rows: np.ndarray, mouth: np.ndarray, controls: MotionControls) -> np.ndarray:
+    """Motion rows (k, len(PARAMS)) with the mouth model's rows (k, 8) put in, plus the emotion's jaw bias
+    while the mouth is open (so an emotion never changes when the lips open or close)."""
+    rows = rows.copy()
+    for k, name in enumerate(MOUTH_PARAMS):
+        rows[:, PARAMS.index(name)] = mouth[:, k]
+    jaw = rows[:, PARAMS.index("jaw_open")]
+    bias = controls.emotion_weight * EMOTIONS[controls.emotion][3]
+    rows[:, PARAMS.index("jaw_open")] = np.clip(jaw + bias * (jaw > 0.05), 0, 1)
+    return rows
+
+
+def prosody_at_frames(features: AudioFeatures, fps: float, num_frames: int) -> np.ndarray:
+    """(num_frames, 3) loudness, voicing, pitch sampled at each video frame (nearest 10 ms frame; the last
+    one is held past the end). The streaming path samples the same way."""
+    idx = np.minimum(np.round(np.arange(num_frames) / fps * features.rate).astype(int), len(features.loudness) - 1)
+    return np.stack([features.loudness[idx], features.voicing[idx], features.pitch[idx]], 1)
 
 
 def generate_motion(features: AudioFeatures, mouth: np.ndarray, fps: float = 25.0, seed: int = 0,
                     gaze: tuple[float, float] = (0.0, 0.0), distance: float = 1.0,
                     emotion: str = "neutral", emotion_weight: float = 1.0,
                     motion_scale: float = 1.0) -> MotionSequence:
-    """Full-face motion for the audio: mouth (T, 8) from a mouth model, the rest from prosody + seed.
-
-    gaze:         main gaze direction (degrees, x right / y up) around which the eyes make small saccades
-    distance:     head distance, 1 = as framed; 1.3 = further away (smaller head)
-    emotion:      one of EMOTIONS, added with `emotion_weight` in [0, 1]
-    motion_scale: head motion amplitude, 0 = still head (lips only) ... 2
-    """
-    if emotion not in EMOTIONS:
-        raise MotionError(f"Unknown emotion '{emotion}'. Choose one of: {', '.join(EMOTIONS)}.")
-    if not 0.5 <= distance <= 2.0:
-        raise MotionError("distance must be between 0.5 and 2.0 (1 = as framed).")
-    if not 0.0 <= motion_scale <= 2.0:
-        raise MotionError("motion_scale must be between 0 and 2.")
-    n = len(mouth)
-    rng = np.random.default_rng(seed)
-    seq = MotionSequence.neutral(n, fps).values
-    col = {k: i for i, k in enumerate(PARAMS)}
-
-    loud = features.at_fps(features.loudness, fps)
-    floor, peak = np.percentile(loud, 10), np.percentile(loud, 97)
-    level = np.clip((loud - floor - 6) / max(peak - floor - 6, 1e-3), 0, 1)
-    from scipy.ndimage import gaussian_filter1d, maximum_filter1d
-    activity = gaussian_filter1d(level, fps * 0.6)           # how much is being said around now
-    activity = np.clip(activity / max(activity.max(), 1e-6), 0, 1)
-    pauses = maximum_filter1d(level, int(fps * 0.4) | 1) < 0.1
-
-    # head: slow drift + livelier motion while speaking + small nods at loudness onsets (stress)
-    onsets = np.clip(np.diff(gaussian_filter1d(level, 1.5), prepend=level[0]), 0, None)
-    nods = gaussian_filter1d(onsets, fps * 0.12) * fps * 0.25
-    live = 0.35 + 0.65 * activity
-    # amplitudes and correlation times tuned so that, on speech, the per-axis pose std and the mean
-    # frame-to-frame rotation (Delta-P) fall in the range measured on real talking-head video (DESIGN.md)
-    yaw = 2.6 * _smooth_noise(rng, n, fps, 0.18) * live + 2.0 * _smooth_noise(rng, n, fps, 1.5)
-    pitch = 1.9 * _smooth_noise(rng, n, fps, 0.15) * live + 1.0 * _smooth_noise(rng, n, fps, 1.2) \
-        - 3.0 * np.clip(nods, 0, 1)
-    roll = 1.6 * _smooth_noise(rng, n, fps, 0.2) * live + 1.2 * _smooth_noise(rng, n, fps, 1.8)
-    s = motion_scale
-    seq[:, col["yaw"]] = s * yaw
-    seq[:, col["pitch"]] = s * (pitch - pitch.mean())
-    seq[:, col["roll"]] = s * roll
-    seq[:, col["tx"]] = s * 0.004 * _smooth_noise(rng, n, fps, 2.0)
-    seq[:, col["ty"]] = s * 0.003 * _smooth_noise(rng, n, fps, 2.0)
-    seq[:, col["scale"]] = 1.0 / distance
-
-    # mouth from the mouth model
-    for k, name in enumerate(MOUTH_PARAMS):
-        seq[:, col[name]] = mouth[:, k]
-
-    # brows with pitch accents: f0 above the speaker's median lifts the brows
-    f0 = features.at_fps(features.pitch, fps)
-    voiced = f0 > 0
-    brow = np.zeros(n, np.float32)
-    if voiced.sum() > 5:
-        semis = np.where(voiced, 12 * np.log2(np.maximum(f0, 1) / np.median(f0[voiced])), 0)
-        brow = np.clip((semis - 1.5) / 5.0, 0, 1) * level
-        brow = gaussian_filter1d(brow, fps * 0.12)
-    brow = brow + 0.06 * _smooth_noise(rng, n, fps, 1.5)
-
-    smile0, brow0, pitch0, jaw0 = EMOTIONS[emotion]
-    w = float(np.clip(emotion_weight, 0, 1))
-    seq[:, col["smile"]] = np.clip(0.05 + w * smile0 + 0.04 * _smooth_noise(rng, n, fps, 2.0), -1, 1)
-    seq[:, col["brow_raise"]] = np.clip(0.5 * brow + w * brow0, -1, 1)
-    seq[:, col["pitch"]] += w * pitch0
-    seq[:, col["jaw_open"]] = np.clip(seq[:, col["jaw_open"]] + w * jaw0 * (seq[:, col["jaw_open"]] > 0.05), 0, 1)
-
-    blink = _blinks(rng, n, fps, pauses)
-    seq[:, col["blink_l"]] = blink
-    seq[:, col["blink_r"]] = blink
-    seq[:, col["gaze_x"]] = gaze[0] + _fixations(rng, n, fps, 1.5) - 0.3 * seq[:, col["yaw"]]
-    seq[:, col["gaze_y"]] = gaze[1] + _fixations(rng, n, fps, 1.0) - 0.3 * seq[:, col["pitch"]]
-    return MotionSequence(seq.astype(np.float32), fps)
+    """Full-face motion for a whole clip: mouth (T, 8) from a mouth model, the rest from `MotionGenerator`
+    (see `MotionControls` for the controls)."""
+    controls = MotionControls(seed=seed, gaze=tuple(gaze), distance=distance, emotion=emotion,
+                              emotion_weight=float(np.clip(emotion_weight, 0, 1)), motion_scale=motion_scale)
+    gen = MotionGenerator(fps, controls)
+    prosody = prosody_at_frames(features, fps, len(mouth))
+    rows = np.concatenate([gen.push(prosody), gen.finish()])
+    return MotionSequence(with_mouth(rows, mouth, controls).astype(np.float32), fps)

@@ -1,9 +1,11 @@
 """The pipeline: the one place that knows the order of the stages.
 
     image -> analyze_portrait -> Portrait                      (cached by image hash)
-    audio -> load_audio -> Audio -> mouth model + features -> generate_motion -> MotionSequence
+    audio -> load_audio -> Audio -> MotionStream (lip sync + prosody -> motion) -> MotionSequence
     Portrait + MotionSequence -> Renderer -> frames
     frames -> safety.watermark -> VideoWriter (H.264 + AAC) -> safety.provenance (C2PA) -> safety.audit -> file
+
+`stream` runs the same stages on audio that is still arriving and yields watermarked frames as it goes.
 """
 from __future__ import annotations
 
@@ -11,19 +13,21 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .audio import Audio, extract_features, load_audio, resample
 from .errors import AudioError
-from .motion import MotionSequence, generate_motion
+from .motion import MotionControls, MotionSequence, generate_motion
 from .mouth import MouthModel, load_mouth_model
 from .portrait import Portrait, analyze_portrait
 from .render import Renderer
+from .stream import FrameStream, MotionStream
 from .video import VideoWriter
 
 OUTPUT_SAMPLE_RATE = 48_000   # Hz, audio in the written MP4
+MOTION_PIECE_S = 10.0         # seconds of audio fed at a time when a whole file is turned into motion
 
 
 @dataclass(frozen=True)
@@ -110,15 +114,57 @@ class TalkingFacePipeline:
     def motion(self, audio: Audio, seed: int = 0, gaze: tuple[float, float] = (0.0, 0.0),
                distance: float = 1.0, emotion: str = "neutral", emotion_weight: float = 1.0,
                motion_scale: float = 1.0) -> MotionSequence:
-        """Generate the per-frame motion for an audio clip (deterministic for a given seed)."""
-        speech = resample(audio)
-        if float(np.max(np.abs(speech.samples))) < 1e-4:
+        """Generate the per-frame motion for an audio clip (deterministic for a given seed).
+
+        The audio goes through the same `MotionStream` as a live stream, 10 s at a time, so offline and
+        streamed motion are the same and memory stays flat for long clips."""
+        controls = MotionControls(seed=seed, gaze=tuple(gaze), distance=distance, emotion=emotion,
+                                  emotion_weight=emotion_weight, motion_scale=motion_scale)
+        if float(np.max(np.abs(audio.samples))) < 1e-4:
             raise AudioError("The audio is silent; there is no speech or singing to animate.")
-        feats = extract_features(speech)
-        n = feats.num_video_frames(self.fps)
-        mouth = self.mouth.predict(speech.samples, speech.sample_rate, self.fps, n)
-        return generate_motion(feats, mouth, self.fps, seed=seed, gaze=gaze, distance=distance,
-                               emotion=emotion, emotion_weight=emotion_weight, motion_scale=motion_scale)
+        if not hasattr(self.mouth, "stream"):         # the v1 acoustic mouth needs the whole clip
+            speech = resample(audio)
+            feats = extract_features(speech)
+            n = feats.num_video_frames(self.fps)
+            mouth = self.mouth.predict(speech.samples, speech.sample_rate, self.fps, n)
+            return generate_motion(feats, mouth, self.fps, **vars(controls))
+        stream = MotionStream(self.mouth, audio.sample_rate, self.fps, controls)
+        piece = int(MOTION_PIECE_S * audio.sample_rate)
+        rows = [stream.push(audio.samples[a:a + piece]) for a in range(0, len(audio.samples), piece)]
+        rows.append(stream.finish())
+        return MotionSequence(np.concatenate(rows).astype(np.float32), self.fps)
+
+    def stream(self, image, audio_chunks: Iterable[np.ndarray], sample_rate: int = OUTPUT_SAMPLE_RATE, *,
+               face_box=None, label: bool = False, **controls) -> FrameStream:
+        """Talking-head frames while the audio is still arriving (live mode).
+
+        audio_chunks: an iterable of mono float32 arrays at `sample_rate` (e.g. 40 ms microphone buffers; it
+        may block while waiting for audio). Iterating the returned `FrameStream` yields watermarked
+        (size, size, 3) uint8 RGB frames in order, frame i showing audio time i/fps, each as soon as the
+        audio up to i/fps + 122.5 ms has arrived. Controls as in `motion` (seed, gaze, distance, emotion,
+        emotion_weight, motion_scale). The frames equal `write`'s for the same audio and seed (apart from
+        each run's own watermark id).
+        """
+        from safety.watermark import new_payload
+        portrait, renderer = self.prepare(image, face_box)
+        controls = MotionControls(**controls)
+        self._warm_up(renderer, sample_rate)
+        motion = MotionStream(self.mouth, sample_rate, self.fps, controls)
+        return FrameStream(audio_chunks, motion, renderer.render, new_payload(), self.size, label, portrait.key)
+
+    def _warm_up(self, renderer: Renderer, sample_rate: int) -> None:
+        """Run every stage once on a moment of silence, so that one-time costs (the network's first call,
+        the renderer's and watermarker's buffers) are not paid while a live source waits for its first frame."""
+        from safety.watermark import Watermarker
+        warm = MotionStream(self.mouth, sample_rate, self.fps)
+        rows = np.concatenate([warm.push(np.zeros(int(0.3 * sample_rate), np.float32)), warm.finish()])
+        Watermarker(0, self.size, self.size).embed(renderer.render(rows[0]), 0)
+
+    def write_stream(self, stream: FrameStream, audio: Audio, out_path: str | Path,
+                     request_id: str | None = None) -> Output:
+        """Drive a `FrameStream` into a signed MP4 with `audio` (what the stream was fed), as `write` does."""
+        return _publish(iter(stream), audio, self.fps, self.size, Path(out_path), stream.payload,
+                        stream.portrait_key, request_id)
 
     def frames(self, image, motion: MotionSequence, face_box=None) -> Iterator[np.ndarray]:
         """Render frames one by one (never holds the whole clip). These frames are NOT yet watermarked:

@@ -39,29 +39,37 @@ def _to16k(x, sr):
     return resample(np.asarray(x, np.float32), int(sr), FEAT_SR)
 
 
+def _logmel_range(x: np.ndarray, start: int, stop: int, offset: int = 0) -> np.ndarray:
+    """Log-mel frames start..stop-1 of a 16 kHz signal of which `x` holds the samples from index `offset`
+    on (zero outside): frame t is the 512-sample window centred on sample t*160 (400-sample Hann)."""
+    w = np.zeros(N_FFT, np.float32)
+    w[(N_FFT - WIN) // 2:(N_FFT - WIN) // 2 + WIN] = np.hanning(WIN)
+    out = np.empty((max(0, stop - start), N_MELS), np.float32)
+    for s in range(start, stop, 3000):   # 30 s at a time: memory stays flat however long the audio
+        e = min(s + 3000, stop)
+        idx = np.arange(N_FFT)[None] + FEAT_HOP * np.arange(s, e)[:, None] - N_FFT // 2 - offset
+        valid = (idx >= 0) & (idx < len(x))
+        frames = np.where(valid, x[np.clip(idx, 0, max(len(x) - 1, 0))], 0.0).astype(np.float32)
+        spec = np.abs(np.fft.rfft(frames * w, axis=1)) ** 2
+        out[s - start:e - start] = np.log(spec.astype(np.float32) @ _mel_fb().T + 1e-9)
+    return out
+
+
 def logmel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """(T, 40) float32; frame t is centred at t * 10 ms."""
     x = _to16k(samples, sample_rate)
     n = int(np.ceil(len(x) / FEAT_HOP)) if len(x) else 0
-    if n == 0:
-        return np.zeros((0, N_MELS), np.float32)
-    pad = np.pad(x, (N_FFT // 2, N_FFT // 2 + FEAT_HOP))
-    w = np.zeros(N_FFT, np.float32)
-    w[(N_FFT - WIN) // 2:(N_FFT - WIN) // 2 + WIN] = np.hanning(WIN)
-    out = np.empty((n, N_MELS), np.float32)
-    for s in range(0, n, 3000):          # 30 s at a time: memory stays flat however long the audio
-        e = min(s + 3000, n)
-        idx = np.arange(N_FFT)[None] + FEAT_HOP * np.arange(s, e)[:, None]
-        spec = np.abs(np.fft.rfft(pad[idx] * w, axis=1)) ** 2
-        out[s:e] = np.log(spec.astype(np.float32) @ _mel_fb().T + 1e-9)
-    return out
+    return _logmel_range(x, 0, n)
+
+
+DITHER = np.float32(10 ** (-85 / 20))
 
 
 def dither(samples: np.ndarray) -> np.ndarray:
     """Every training clip has a noise floor of at least -90 dBFS; digital silence (exact zeros) would be far
     outside what the model saw, so inference adds a fixed, deterministic -85 dBFS dither."""
     x = np.asarray(samples, np.float32).reshape(-1)
-    return x + np.random.default_rng(0).standard_normal(len(x)).astype(np.float32) * np.float32(10 ** (-85 / 20))
+    return x + np.random.default_rng(0).standard_normal(len(x)).astype(np.float32) * DITHER
 
 
 class Block(nn.Module):
@@ -104,23 +112,29 @@ class MouthNet(nn.Module):
         return torch.sigmoid(o[..., :NP]), o[..., NP:]
 
 
+def _pool_frame(y100: np.ndarray, first: int, c: float, fps: float, hop_s: float = FEAT_HOP_S) -> np.ndarray:
+    """One video frame (centre `c` seconds, window +-0.5/fps) pooled from 100 Hz rows; `y100` holds rows
+    `first`, `first+1`, ...: mean, but max for lip_press / lower_lip_tuck / tongue_show so short closures
+    survive."""
+    half = 0.5 / fps
+    t = (np.arange(len(y100)) + first) * hop_s
+    a, b = np.searchsorted(t, [c - half, c + half])
+    if b <= a:
+        j = min(int(round(c / hop_s)) - first, len(y100) - 1)
+        a, b = j, j + 1
+    seg = y100[a:b]
+    out = seg.mean(0)
+    out[[PRS, TUCK, TNG]] = seg[:, [PRS, TUCK, TNG]].max(0)
+    return out
+
+
 def pool_to_frames(y100: np.ndarray, fps: float, num_frames: int, hop_s: float = FEAT_HOP_S) -> np.ndarray:
-    """100 Hz parameters -> video frames (frame i at time i/fps, window +-0.5/fps): mean, but max for
-    lip_press / lower_lip_tuck / tongue_show so short closures survive."""
+    """100 Hz parameters -> video frames (frame i at time i/fps); see `_pool_frame`."""
     out = np.zeros((num_frames, y100.shape[1]), np.float32)
     if len(y100) == 0:
         return out
-    t = np.arange(len(y100)) * hop_s
-    half = 0.5 / fps
     for i in range(num_frames):
-        c = i / fps
-        a, b = np.searchsorted(t, [c - half, c + half])
-        if b <= a:
-            j = min(int(round(c / hop_s)), len(y100) - 1)
-            a, b = j, j + 1
-        seg = y100[a:b]
-        out[i] = seg.mean(0)
-        out[i, [PRS, TUCK, TNG]] = seg[:, [PRS, TUCK, TNG]].max(0)
+        out[i] = _pool_frame(y100, 0, i / fps, fps, hop_s)
     return out
 
 
@@ -153,6 +167,10 @@ class LearnedMouth:
         past = sum(d if c else 2 * d for d, c in self.net.BLOCKS)
         return past * FEAT_HOP_S + WIN / 2 / FEAT_SR
 
+    @property
+    def _past_frames(self) -> int:
+        return sum(d if c else 2 * d for d, c in self.net.BLOCKS) + 1
+
     @torch.inference_mode()
     def predict_100hz(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         f = logmel(dither(samples), sample_rate)
@@ -160,7 +178,7 @@ class LearnedMouth:
             return np.zeros((0, NP), np.float32)
         # in chunks of 30 s with enough context on both sides that the result equals one pass over the whole
         # clip, so memory stays flat for long audio
-        chunk, past = 3000, sum(d if c else 2 * d for d, c in self.net.BLOCKS) + 1
+        chunk, past = 3000, self._past_frames
         ahead = self.net.lookahead_frames + 1
         out = np.zeros((len(f), NP), np.float32)
         ft = torch.from_numpy(f)
@@ -173,3 +191,82 @@ class LearnedMouth:
     def predict(self, samples: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
         y = self.predict_100hz(samples, sample_rate)
         return pool_to_frames(y, fps, int(num_frames))
+
+    def stream(self, fps: float) -> "MouthStream":
+        """A streaming predictor: feed 16 kHz audio as it arrives, get mouth rows per video frame."""
+        return MouthStream(self, fps)
+
+
+class MouthStream:
+    """`LearnedMouth` on audio that arrives in pieces (VASA-style online mode).
+
+    push(samples at 16 kHz) -> (k, 8) rows for the video frames that are final; finish(num_frames) -> the
+    rest. Frame i (time i/fps) is final once the audio up to i/fps + 1/(2 fps) + `lookahead_s` has arrived
+    (122.5 ms at 25 fps). The network sees the same windows as in one pass over the whole clip, so the rows
+    equal `LearnedMouth.predict` up to float rounding (< 1e-5), whatever the chunk sizes.
+    """
+
+    def __init__(self, mouth: LearnedMouth, fps: float):
+        self.mouth, self.fps = mouth, float(fps)
+        self._rng = np.random.default_rng(0)                     # the same dither as `dither`
+        self._x = np.zeros(0, np.float32)                        # 16 kHz samples from index _x0 on
+        self._x0 = 0
+        self._total = 0
+        self._feats = np.zeros((0, N_MELS), np.float32)          # log-mel rows from index _f0 on
+        self._f0 = 0
+        self._y = np.zeros((0, NP), np.float32)                  # network output rows from index _y0 on
+        self._y0 = 0
+        self._frame = 0                                          # next video frame to emit
+
+    @torch.inference_mode()
+    def _step(self, final: bool, num_frames: int | None = None) -> np.ndarray:
+        # 1. log-mel frames whose 512-sample window has arrived (all of them at the end, zero-padded)
+        n_mel = self._f0 + len(self._feats)
+        stop = int(np.ceil(self._total / FEAT_HOP)) if final else max(0, (self._total - N_FFT // 2) // FEAT_HOP + 1)
+        if stop > n_mel:
+            new = _logmel_range(self._x, n_mel, stop, self._x0)
+            self._feats = np.concatenate([self._feats, new])
+            keep = max(0, stop * FEAT_HOP - N_FFT // 2 - self._x0)
+            self._x, self._x0 = self._x[keep:], self._x0 + keep
+        n_mel = self._f0 + len(self._feats)
+        # 2. network outputs that no longer depend on audio still to come
+        n_y = self._y0 + len(self._y)
+        ready = n_mel if final else max(0, n_mel - self.mouth.net.lookahead_frames)
+        if ready > n_y:
+            a = max(self._f0, n_y - self.mouth._past_frames)
+            b = n_mel if final else min(n_mel, ready + self.mouth.net.lookahead_frames + 1)
+            y, _ = self.mouth.net(torch.from_numpy(self._feats[a - self._f0:b - self._f0])[None])
+            self._y = np.concatenate([self._y, y[0, n_y - a:ready - a].numpy()])
+            drop = max(0, ready - self.mouth._past_frames - self._f0)
+            self._feats, self._f0 = self._feats[drop:], self._f0 + drop
+        n_y = self._y0 + len(self._y)
+        # 3. video frames whose pooling window is covered
+        rows = []
+        half = 0.5 / self.fps
+        while True:
+            i = self._frame
+            if final and i >= num_frames:
+                break
+            c = i / self.fps
+            if not final and not (n_y > 0 and (n_y - 1) * FEAT_HOP_S >= c + half):
+                break
+            if len(self._y):
+                rows.append(_pool_frame(self._y, self._y0, c, self.fps))
+            else:
+                rows.append(np.zeros(NP, np.float32))
+            self._frame += 1
+            first_needed = max(0, int(np.floor((self._frame / self.fps - half) / FEAT_HOP_S)) - 1)
+            drop = min(max(0, first_needed - self._y0), max(0, len(self._y) - 1))
+            self._y, self._y0 = self._y[drop:], self._y0 + drop
+        return np.array(rows, np.float32).reshape(-1, NP)
+
+    def push(self, samples16k: np.ndarray) -> np.ndarray:
+        x = np.asarray(samples16k, np.float32).reshape(-1)
+        x = x + self._rng.standard_normal(len(x)).astype(np.float32) * DITHER
+        self._x = np.concatenate([self._x, x])
+        self._total += len(x)
+        return self._step(final=False)
+
+    def finish(self, num_frames: int) -> np.ndarray:
+        """The remaining rows up to `num_frames` video frames in all."""
+        return self._step(final=True, num_frames=int(num_frames))
