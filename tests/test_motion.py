@@ -71,3 +71,94 @@ def test_generator_is_deterministic_and_in_range(default_audio):
     assert np.array_equal(still["jaw_open"], a["jaw_open"])
     with pytest.raises(MotionError, match="emotion"):
         generate_motion(feats, mouth, emotion="bored")
+
+
+# --- the motion generator on the real pipeline (learned mouth), and the controls -------------------------
+@pytest.fixture(scope="module")
+def speech48(default_audio) -> Audio:
+    return load_audio(default_audio, sample_rate=48000)
+
+
+@pytest.fixture(scope="module")
+def minute_of_speech(speech48) -> Audio:
+    """The default speech six times (61 s)."""
+    return Audio(np.tile(speech48.samples, 6), 48000)
+
+
+def test_controls_are_disentangled(pipeline256, speech48):
+    """Each control changes only what it names; emotion never changes when the lips open or close."""
+    base = pipeline256.motion(speech48, seed=1)
+    col = {k: i for i, k in enumerate(PARAMS)}
+    mouth = [col[k] for k in MOUTH_PARAMS]
+
+    def changed(other):
+        return {k for k in PARAMS if not np.allclose(other[k], base[k], atol=1e-6)}
+
+    for emotion in ("happy", "sad", "angry", "surprised"):
+        m = pipeline256.motion(speech48, seed=1, emotion=emotion, emotion_weight=0.8)
+        assert changed(m) <= {"smile", "brow_raise", "pitch", "jaw_open"}
+        # lip timing: every mouth parameter but the jaw is identical, the jaw differs only by the emotion's
+        # constant bias while the mouth is open, so openings and closures happen on the same frames
+        others = [c for c in mouth if c != col["jaw_open"]]
+        assert np.array_equal(m.values[:, others], base.values[:, others])
+        bias = m["jaw_open"] - base["jaw_open"]
+        assert np.ptp(bias[base["jaw_open"] > 0.05]) < 1e-6 and np.all(bias[base["jaw_open"] <= 0.05] == 0)
+        assert np.ptp(m["pitch"] - base["pitch"]) < 1e-5       # a constant head-pitch offset
+    m = pipeline256.motion(speech48, seed=1, gaze=(6.0, -3.0))
+    assert changed(m) == {"gaze_x", "gaze_y"}
+    assert np.allclose(m["gaze_x"] - base["gaze_x"], 6.0, atol=1e-4)
+    assert np.allclose(m["gaze_y"] - base["gaze_y"], -3.0, atol=1e-4)
+    m = pipeline256.motion(speech48, seed=1, distance=1.25)
+    assert changed(m) == {"scale"} and np.allclose(m["scale"], 0.8)
+    still = pipeline256.motion(speech48, seed=1, motion_scale=0)
+    assert all(np.ptp(still[k]) == 0 for k in ("yaw", "pitch", "roll", "tx", "ty"))
+    assert np.array_equal(still.values[:, mouth], base.values[:, mouth])
+    with pytest.raises(MotionError, match="gaze"):
+        pipeline256.motion(speech48, gaze=(40.0, 0.0))
+
+
+def test_motion_statistics_in_the_range_of_real_video(pipeline256, minute_of_speech):
+    """DESIGN.md's real talking heads: Delta-P 0.43-0.54 deg/frame, pose std 3.7 / 2.5 / 2.4 deg."""
+    from vasa_core.stats import motion_stats
+    for seed in (0, 1):
+        m = pipeline256.motion(minute_of_speech, seed=seed)
+        st = motion_stats(m)
+        assert 0.3 <= st["delta_p_deg_per_frame"] <= 0.65
+        yaw, pitch, roll = st["pose_std_yaw_pitch_roll"]
+        assert 2.0 <= yaw <= 5.0 and 1.2 <= pitch <= 3.5 and 1.0 <= roll <= 3.5
+        assert 10 <= st["blinks_per_minute"] <= 30
+        for k in ("yaw", "pitch", "roll"):                   # smooth at 25 fps: no pops
+            assert np.abs(np.diff(m[k])).max() < 2.0
+        # blinks: both eyes, each 100-400 ms, never two at once
+        assert np.array_equal(m["blink_l"], m["blink_r"])
+        on = np.r_[0, (m["blink_l"] > 0).astype(int), 0]
+        starts, ends = np.where(np.diff(on) == 1)[0], np.where(np.diff(on) == -1)[0]
+        assert np.all((ends - starts) / 25 >= 0.1) and np.all((ends - starts) / 25 <= 0.4)
+
+
+def test_eyes_lead_head_turns(pipeline256, minute_of_speech):
+    """After an eye jump (saccade > 2 deg) the head turns the same way; before it, it had not."""
+    after, before = [], []
+    for seed in (0, 1, 2):
+        m = pipeline256.motion(minute_of_speech, seed=seed)
+        jumps = np.diff(m["gaze_x"])
+        for t in np.where(np.abs(jumps) > 2.0)[0]:
+            if 6 <= t < len(m) - 13:
+                sign = np.sign(jumps[t])
+                after.append(sign * (m["yaw"][t + 12] - m["yaw"][t]))
+                before.append(sign * (m["yaw"][t] - m["yaw"][t - 6]))
+    assert len(after) >= 20
+    assert np.mean(after) > 0.5 and np.mean(after) > np.mean(before) + 0.4
+
+
+def test_head_settles_in_long_pauses(pipeline256, speech48):
+    sr = 48000
+    part = speech48.samples[: 3 * sr]
+    clip = Audio(np.concatenate([part, np.zeros(4 * sr, np.float32), part]), sr)
+    for seed in (0, 1):
+        m = pipeline256.motion(clip, seed=seed)
+
+        def speed(a, b):
+            return sum(np.abs(np.diff(m[k][a:b])).mean() for k in ("yaw", "pitch", "roll"))
+        assert speed(125, 175) < 0.6 * speed(25, 75)           # last 2 s of the pause vs speech
+        assert m["jaw_open"][110:175].max() < 0.1               # and the mouth rests

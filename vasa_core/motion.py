@@ -252,7 +252,7 @@ class MotionGenerator:
         self._floor = self._peak = None
         self._smooth_level = 0.0
         self._activity = 0.0
-        self._nod_drive = _Lag(fps, 0.09)
+        self._nod_drive = _Lag(fps, 0.15)
         self._brow = _Lag(fps, 0.06)
         self._f0_log_sum, self._f0_count = 0.0, 0
         # blinks
@@ -329,7 +329,7 @@ class MotionGenerator:
         prev = self._smooth_level
         self._smooth_level += (lookahead_level - self._smooth_level) * (1 - np.exp(-dt / 0.04))
         onset = max(0.0, self._smooth_level - prev)
-        nod = min(3.0, 30.0 * self._nod_drive(onset * fps * 0.1))
+        nod = 3.0 * np.tanh(3.5 * self._nod_drive(onset * fps * 0.1))   # a full onset: ~2.4 deg down
 
         # gaze shifts: a new world-gaze target every few seconds, more likely where a phrase ends
         self._since_turn += 1
@@ -341,13 +341,13 @@ class MotionGenerator:
                 self._target = 0.3 * self._target + self._rng_turn.normal(0, [3.0, 1.2])
                 self._target = np.clip(self._target, [-8, -4], [8, 4])
                 self._since_turn = 0
-        head_turn = np.array([lag(0.6 * t) for lag, t in zip(self._head_turn, self._target)])
+        head_turn = np.array([lag(0.7 * t) for lag, t in zip(self._head_turn, self._target)])
 
         n = {k: v.next() for k, v in self._n.items()}
         s = c.motion_scale
-        yaw_own = 2.3 * n["yaw_f"] * live + 1.4 * n["yaw_s"]
-        pitch_own = 1.7 * n["pitch_f"] * live + 0.8 * n["pitch_s"] - nod
-        roll = 1.5 * n["roll_f"] * live + 1.1 * n["roll_s"]
+        yaw_own = 2.5 * n["yaw_f"] * live + 2.4 * n["yaw_s"]
+        pitch_own = 1.8 * n["pitch_f"] * live + 1.6 * n["pitch_s"] - nod
+        roll = 1.6 * n["roll_f"] * live + 2.0 * n["roll_s"]
         smile0, brow0, pitch0, _ = EMOTIONS[c.emotion]
         w = c.emotion_weight
 
@@ -398,7 +398,7 @@ class MotionGenerator:
                 k = max(3, int(round(dur * fps)))
                 self._blink_shape = np.sin(np.linspace(0, np.pi, k + 2)[1:-1]) ** 0.7   # close, hold, open
                 self._blink_pos = 0
-                gap = self._rng_blink.exponential(2.6) + 0.9 + dur
+                gap = self._rng_blink.exponential(2.0) + 0.8 + dur
                 self._next_blink = self._i + int(round(gap * fps))
         if self._blink_shape is None:
             return 0.0
