@@ -162,3 +162,32 @@ def test_head_settles_in_long_pauses(pipeline256, speech48):
             return sum(np.abs(np.diff(m[k][a:b])).mean() for k in ("yaw", "pitch", "roll"))
         assert speed(125, 175) < 0.6 * speed(25, 75)           # last 2 s of the pause vs speech
         assert m["jaw_open"][110:175].max() < 0.1               # and the mouth rests
+
+
+def _generator_run(prosody: np.ndarray, **controls) -> MotionSequence:
+    from vasa_core.motion import MotionControls, MotionGenerator
+    gen = MotionGenerator(25, MotionControls(**controls))
+    return MotionSequence(np.concatenate([gen.push(prosody), gen.finish()]), 25)
+
+
+def test_brows_rise_with_pitch_accents_and_nods_land_on_onsets():
+    n = 250
+    base = np.tile([-20.0, 1.0, 120.0], (n, 1))                 # 10 s of steady voiced speech at 120 Hz
+    accented = base.copy()
+    for a in (75, 150, 200):                                      # three accents: +7 semitones for 0.4 s
+        accented[a:a + 10, 2] = 180.0
+    flat, acc = _generator_run(base, seed=1, motion_scale=0), _generator_run(accented, seed=1, motion_scale=0)
+    for a in (75, 150, 200):
+        assert acc["brow_raise"][a + 3:a + 10].mean() > flat["brow_raise"][a + 3:a + 10].mean() + 0.1
+    assert np.allclose(acc["brow_raise"][:70], flat["brow_raise"][:70])     # nothing changes before
+    # nods: syllable onsets (silence -> speech) pitch the head down within 0.3 s
+    quiet = np.tile([-80.0, 0.0, 0.0], (n, 1))
+    onsets = quiet.copy()
+    for a in (50, 120, 190):
+        onsets[a:a + 15] = [-18.0, 1.0, 130.0]
+    at_onsets, elsewhere = [], []
+    for seed in range(4):      # the rest of the head motion also gets livelier in speech: average over seeds
+        d = _generator_run(onsets, seed=seed)["pitch"] - _generator_run(quiet, seed=seed)["pitch"]
+        at_onsets += [d[a - 2:a + 8].min() for a in (50, 120, 190)]
+        elsewhere += [d[a:a + 10].min() for a in (85, 155, 215)]
+    assert np.mean(at_onsets) < -1.5 and np.mean(at_onsets) < np.mean(elsewhere) - 0.8

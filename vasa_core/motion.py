@@ -231,7 +231,8 @@ class MotionGenerator:
       - eyes: fixations with small saccades around the main gaze direction; on a gaze shift the eyes jump
         first and the head follows over ~0.3 s (eyes lead head turns), the eyes partly counter-rotate
         against small head motion;
-      - brows: rise with pitch accents (f0 above the speaker's running median) and with emphasis;
+      - brows: rise with pitch accents (f0 above the speaker's running mean) and with emphasis; the lip
+        corners lift slightly with them;
       - blinks: ~15-25 per minute, 150-300 ms, both eyes, more likely at the start of a pause, never
         overlapping.
     """
@@ -254,7 +255,7 @@ class MotionGenerator:
         self._activity = 0.0
         self._nod_drive = _Lag(fps, 0.15)
         self._brow = _Lag(fps, 0.06)
-        self._f0_log_sum, self._f0_count = 0.0, 0
+        self._f0_mean, self._f0_count = 0.0, 0
         # blinks
         self._next_blink = int(self._rng_blink.uniform(0.3, 2.0) * fps)
         self._blink_shape: np.ndarray | None = None
@@ -360,20 +361,19 @@ class MotionGenerator:
         out[col("ty")] = s * 0.003 * n["ty"]
         out[col("scale")] = 1.0 / c.distance
 
-        # brows: pitch accents relative to the speaker's running median f0 (log-mean of voiced frames)
+        # brows: pitch accents relative to the speaker's running mean f0 (in octaves, over voiced frames: the
+        # plain mean of the first 10 s of voicing, then an exponential average with a 10 s memory)
         accent = 0.0
         if f0 > 0 and voicing > 0.3:
-            self._f0_log_sum += np.log2(f0)
             self._f0_count += 1
+            self._f0_mean += (np.log2(f0) - self._f0_mean) / min(self._f0_count, 10 * fps)
             if self._f0_count >= 5:
-                semis = 12 * (np.log2(f0) - self._f0_log_sum / self._f0_count)
+                semis = 12 * (np.log2(f0) - self._f0_mean)
                 accent = float(np.clip((semis - 1.5) / 5.0, 0, 1)) * level
-            if self._f0_count > 10 * fps:                     # a ~10 s memory: forget slowly
-                self._f0_log_sum *= 1 - 1 / (10 * fps)
-                self._f0_count -= 1
         brow = self._brow(accent + 0.08 * nod)
         out[col("brow_raise")] = np.clip(0.5 * brow + 0.06 * n["brow"] + w * brow0, -1, 1)
-        out[col("smile")] = np.clip(0.05 + w * smile0 + 0.04 * n["smile"], -1, 1)
+        # lip corners lift a little with the same emphasis (an animated speaker, not a frozen smile)
+        out[col("smile")] = np.clip(0.05 + 0.1 * brow + w * smile0 + 0.04 * n["smile"], -1, 1)
 
         blink = self._blink(pause)
         out[col("blink_l")] = out[col("blink_r")] = blink
