@@ -7,7 +7,7 @@ import soundfile as sf
 
 from vasa_core.__main__ import main as cli
 from vasa_core.audio import SAMPLE_RATE, Audio, ProsodyStream, extract_features, load_audio
-from vasa_core.motion import MotionControls
+from vasa_core.motion import PARAMS, MotionControls
 from vasa_core.stream import MotionStream, paced_chunks, timing
 
 
@@ -122,3 +122,18 @@ def test_acoustic_mouth_cannot_stream(astronaut):
     pipe = TalkingFacePipeline(size=256, lipsync="acoustic")
     with pytest.raises(ValueError, match="cannot stream"):
         pipe.stream(astronaut, iter([np.zeros(480, np.float32)]), 48000)
+
+
+def test_integer_and_stereo_microphone_buffers(pipeline256, speech48):
+    x = speech48.samples[: 3 * 48000]
+    pcm16 = np.round(x * 32767).astype(np.int16)
+    stereo = np.stack([x, x], 1)                       # (n, 2) float
+    runs = []
+    for source in (x, pcm16, stereo):
+        stream = MotionStream(pipeline256.mouth, 48000, 25)
+        runs.append(np.concatenate([stream.push(source[a:a + 1920]) for a in range(0, len(source), 1920)]
+                                   + [stream.finish()]))
+    assert runs[0].shape == runs[1].shape == runs[2].shape == (75, runs[0].shape[1])
+    assert np.abs(runs[2] - runs[0]).max() < 1e-5
+    jaw = PARAMS.index("jaw_open")
+    assert np.corrcoef(runs[1][:, jaw], runs[0][:, jaw])[0, 1] > 0.99

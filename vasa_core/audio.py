@@ -85,29 +85,28 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS_DEFA
             raise AudioError(f"The audio file {path.name} is empty.")
         handle = str(path)
         name = path.name
-    chunks: list[np.ndarray] = []
-    total = 0
+    buffer = _Growing(sample_rate)
     try:
         with av.open(handle, mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioError(f"{name} contains no audio track.")
             stream = container.streams.audio[0]
+            if stream.duration and stream.time_base:       # size the buffer once when the length is known
+                buffer.reserve(int(min(float(stream.duration * stream.time_base), max_seconds + 1) * sample_rate))
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    arr = out.to_ndarray().reshape(-1)
-                    chunks.append(arr)
-                    total += len(arr)
-                    if total > (max_seconds + 1) * sample_rate:
+                    buffer.append(out.to_ndarray().reshape(-1))
+                    if buffer.size > (max_seconds + 1) * sample_rate:
                         raise AudioError(
                             f"{name} is longer than the limit of {max_seconds:.0f} s; please trim it.")
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                buffer.append(out.to_ndarray().reshape(-1))
     except AudioError:
         raise
     except Exception as exc:  # PyAV raises many error types for corrupt or foreign files
         raise AudioError(f"Could not decode {name} as audio (wav, mp3, m4a/aac, ogg or flac): {exc}") from None
-    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    samples = buffer.array()
     if len(samples) < sample_rate // 10:
         raise AudioError(f"{name} is shorter than 0.1 s; there is nothing to animate.")
     if len(samples) > max_seconds * sample_rate:
@@ -116,6 +115,34 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS_DEFA
         raise AudioError(f"{name} decodes to invalid (NaN) samples; it is probably corrupt.")
     np.clip(samples, -1.0, 1.0, out=samples)
     return Audio(samples, sample_rate)
+
+
+class _Growing:
+    """A float32 sample buffer filled piece by piece. Decoding into one array (sized from the container's
+    duration, doubled if that was short) needs about the audio's own size in memory; collecting the pieces
+    and concatenating them needs twice that, which matters for hour-long files."""
+
+    def __init__(self, sample_rate: int):
+        self._data = np.empty(sample_rate * 10, np.float32)
+        self.size = 0
+
+    def reserve(self, n: int) -> None:
+        if n > len(self._data):
+            self._data = np.empty(n + 4096, np.float32)
+
+    def append(self, piece: np.ndarray) -> None:
+        if self.size + len(piece) > len(self._data):
+            bigger = np.empty(max(2 * len(self._data), self.size + len(piece)), np.float32)
+            bigger[:self.size] = self._data[:self.size]
+            self._data = bigger
+        self._data[self.size:self.size + len(piece)] = piece
+        self.size += len(piece)
+
+    def array(self) -> np.ndarray:
+        """The samples (a copy when the buffer is much larger than what was filled, else a view)."""
+        if self.size < 0.9 * len(self._data):
+            return self._data[:self.size].copy()
+        return self._data[:self.size]
 
 
 def resample(audio: Audio, sample_rate: int = SAMPLE_RATE) -> Audio:

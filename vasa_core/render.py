@@ -184,12 +184,16 @@ class Renderer:
         self.lip = np.median(lip_px, 0) if len(lip_px) else self.skin * np.array([0.9, 0.6, 0.6])
         lum = float(self.skin @ np.array([0.299, 0.587, 0.114]))
         light = np.clip(lum / 170.0, 0.45, 1.2)
-        # teeth take the scene's light colour: ivory white-balanced by how the skin departs from a neutral tone
-        ivory = np.array([228.0, 214.0, 188.0])
-        illum = np.clip(self.skin / np.array([205.0, 150.0, 125.0]), 0.6, 1.3)
-        # partly skin: inside the mouth the teeth catch the skin's bounce light and sit in the lips' shadow
-        # (pure ivory next to tinted skin reads cold, even cyan, by contrast)
-        self.teeth = np.clip((0.7 * ivory * illum + 0.3 * self.skin) * min(light, 1.0) ** 0.5, 0, 255)
+        # teeth take the scene's light colour: ivory, partly white-balanced by how the skin departs from a
+        # neutral tone (fully balanced, warm skin makes them orange-khaki), with a little of the skin's bounce
+        # light (pure ivory next to tinted skin reads cold, even cyan, by contrast); teeth are brighter than
+        # the skin around them, or they read as grey
+        ivory = np.array([236.0, 226.0, 204.0])
+        illum = np.clip(self.skin / np.array([205.0, 150.0, 125.0]), 0.6, 1.3) ** 0.7
+        teeth = 0.8 * ivory * illum + 0.2 * self.skin
+        teeth_lum = float(teeth @ np.array([0.299, 0.587, 0.114]))
+        target = np.clip(1.4 * lum, 130.0, 240.0) * min(light, 1.0) ** 0.25
+        self.teeth = np.clip(teeth * target / teeth_lum, 0, 255)
         self.cavity = np.clip(self.lip * np.array([0.22, 0.13, 0.13]), 0, 255)
         self.tongue = np.clip(self.lip * np.array([0.78, 0.50, 0.50]) + 8, 0, 255)
         gray = cv2.cvtColor(p.image, cv2.COLOR_RGB2GRAY).astype(np.float32)

@@ -25,11 +25,23 @@ from .motion import PARAMS, MotionControls, MotionGenerator, with_mouth
 FEATURE_RATE = SAMPLE_RATE / HOP    # 100 prosody frames per second
 
 
+def as_mono_float(chunk) -> np.ndarray:
+    """A microphone buffer as mono float32 in [-1, 1]: integer PCM is scaled, (n, channels) is averaged."""
+    x = np.asarray(chunk)
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
+    x = x.astype(np.float32, copy=False)
+    if x.ndim == 2:
+        x = x.mean(axis=1 if x.shape[1] <= 8 else 0)
+    return np.clip(x.reshape(-1), -1.0, 1.0)
+
+
 class MotionStream:
     """Audio in pieces -> motion rows (k, len(PARAMS)) for the video frames that are final.
 
     mouth: a mouth model with a `stream(fps)` method (the learned lip-sync model).
-    push(samples) takes mono float32 samples at `sample_rate`; finish() flushes the end of the audio.
+    push(samples) takes samples at `sample_rate` (float in [-1, 1] or integer PCM; mono, or (n, channels));
+    finish() flushes the end of the audio.
     """
 
     def __init__(self, mouth, sample_rate: int, fps: float = 25.0, controls: MotionControls = MotionControls()):
@@ -88,7 +100,7 @@ class MotionStream:
         return out
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        x = np.asarray(samples, np.float32).reshape(-1)
+        x = as_mono_float(samples)
         self._received += len(x)
         x16 = self._resampler.resample_chunk(x, last=False) if self._resampler else x
         return self._feed(np.asarray(x16, np.float32), final=False)
