@@ -34,6 +34,11 @@ class Audio:
         return len(self.samples) / float(self.sample_rate)
 
 
+def peak(samples: np.ndarray) -> float:
+    """Largest absolute sample value, without a whole-clip temporary array."""
+    return float(max(np.max(samples), -np.min(samples))) if len(samples) else 0.0
+
+
 @dataclass(frozen=True)
 class AudioFeatures:
     """Per-10 ms audio features (100 frames per second).
@@ -111,7 +116,7 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS_DEFA
         raise AudioError(f"{name} is shorter than 0.1 s; there is nothing to animate.")
     if len(samples) > max_seconds * sample_rate:
         raise AudioError(f"{name} is longer than the limit of {max_seconds:.0f} s; please trim it.")
-    if not np.all(np.isfinite(samples)):
+    if not np.isfinite(np.sum(samples, dtype=np.float64)):      # NaN/inf anywhere (no whole-clip temporary)
         raise AudioError(f"{name} decodes to invalid (NaN) samples; it is probably corrupt.")
     np.clip(samples, -1.0, 1.0, out=samples)
     return Audio(samples, sample_rate)

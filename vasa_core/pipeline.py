@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .audio import Audio, extract_features, load_audio, resample
+from .audio import Audio, extract_features, load_audio, peak, resample
 from .errors import AudioError
 from .motion import MotionControls, MotionSequence, generate_motion
 from .mouth import MouthModel, load_mouth_model
@@ -120,7 +120,7 @@ class TalkingFacePipeline:
         streamed motion are the same and memory stays flat for long clips."""
         controls = MotionControls(seed=seed, gaze=tuple(gaze), distance=distance, emotion=emotion,
                                   emotion_weight=emotion_weight, motion_scale=motion_scale)
-        if float(np.max(np.abs(audio.samples))) < 1e-4:
+        if peak(audio.samples) < 1e-4:
             raise AudioError("The audio is silent; there is no speech or singing to animate.")
         if not hasattr(self.mouth, "stream"):         # the v1 acoustic mouth needs the whole clip
             speech = resample(audio)
