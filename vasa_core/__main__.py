@@ -112,21 +112,24 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         lipsync = getattr(args, "lipsync", "default")
         pipe = TalkingFacePipeline(size=args.size, fps=args.fps, device=args.device, lipsync=lipsync)
-        audio = pipe.load_audio(args.audio)
         if args.command == "stream":
-            return _stream(pipe, audio, args)
-        if args.command == "generate":
+            return _stream(pipe, pipe.load_audio(args.audio), args)
+        if args.command == "generate":             # the audio file is read a second at a time, never whole
             emotion, weight = args.emotion
-            motion = pipe.motion(audio, seed=args.seed, gaze=args.gaze, distance=args.distance,
-                                 emotion=emotion, emotion_weight=weight, motion_scale=args.motion_scale)
+            out = pipe.write(args.image, args.audio, args.out, label=args.label, seed=args.seed, gaze=args.gaze,
+                             distance=args.distance, emotion=emotion, emotion_weight=weight,
+                             motion_scale=args.motion_scale)
             if args.motion_out:
-                motion.save(args.motion_out)
+                out.motion.save(args.motion_out)
         else:
-            motion = MotionSequence.load(args.motion, num_frames=int(round(audio.duration * args.fps)), fps=args.fps)
-        out = pipe.write(args.image, audio, args.out, motion=motion, label=args.label)
+            from .audio import scan_audio
+            duration = scan_audio(args.audio).duration
+            motion = MotionSequence.load(args.motion, num_frames=int(round(duration * args.fps)), fps=args.fps)
+            out = pipe.write(args.image, args.audio, args.out, motion=motion, label=args.label)
+        seconds = len(out.motion) / args.fps
         dt = time.perf_counter() - t0
-        print(f"wrote {args.out}: {len(motion)} frames, {audio.duration:.2f} s of audio in {dt:.1f} s "
-              f"({audio.duration / dt:.2f}x real time, mouth model: {pipe.mouth.name}); watermark {out.payload}, "
+        print(f"wrote {args.out}: {len(out.motion)} frames, {seconds:.2f} s of video in {dt:.1f} s "
+              f"({seconds / dt:.2f}x real time, mouth model: {pipe.mouth.name}); watermark {out.payload}, "
               f"C2PA manifest signed, audit record {out.request_id}")
         return 0
     except InputError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -71,11 +72,13 @@ class AudioFeatures:
         return np.stack([np.interp(t_video, t_feat, values[:, k]) for k in range(values.shape[1])], 1).astype(np.float32)
 
 
-def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS_DEFAULT,
-               sample_rate: int = SAMPLE_RATE) -> Audio:
-    """Decode an audio file (path or bytes) to mono float32 at `sample_rate` (default 16 kHz).
+def iter_audio(source: str | Path | bytes, sample_rate: int = SAMPLE_RATE,
+               max_seconds: float = MAX_SECONDS_DEFAULT, piece_s: float = 1.0) -> Iterator[np.ndarray]:
+    """Decode an audio file (path or bytes) piece by piece: mono float32 arrays in [-1, 1] of about `piece_s`
+    seconds at `sample_rate`, so a long file never has to sit in memory whole.
 
-    Raises AudioError with a specific message for a missing, unreadable, corrupt, empty or too-long file.
+    Raises AudioError with a specific message for a missing, unreadable, corrupt, empty or too-long file (the
+    last as soon as the limit is crossed) and for NaN samples.
     """
     import av
 
@@ -90,50 +93,100 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS_DEFA
             raise AudioError(f"The audio file {path.name} is empty.")
         handle = str(path)
         name = path.name
-    buffer = _Growing(sample_rate)
+    piece = max(1, int(piece_s * sample_rate))
+    pending: list[np.ndarray] = []
+    n_pending = total = 0
+
+    def ready(final: bool) -> Iterator[np.ndarray]:
+        nonlocal pending, n_pending
+        while n_pending >= piece or (final and n_pending):
+            joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            out, rest = joined[:piece], joined[piece:]
+            pending, n_pending = ([rest] if len(rest) else []), len(rest)
+            if not np.isfinite(np.sum(out, dtype=np.float64)):
+                raise AudioError(f"{name} decodes to invalid (NaN) samples; it is probably corrupt.")
+            yield np.clip(out, -1.0, 1.0)
+
     try:
         with av.open(handle, mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioError(f"{name} contains no audio track.")
-            stream = container.streams.audio[0]
-            if stream.duration and stream.time_base:       # size the buffer once when the length is known
-                buffer.reserve(int(min(float(stream.duration * stream.time_base), max_seconds + 1) * sample_rate))
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            for frame in container.decode(stream):
+            for frame in container.decode(container.streams.audio[0]):
                 for out in resampler.resample(frame):
-                    buffer.append(out.to_ndarray().reshape(-1))
-                    if buffer.size > (max_seconds + 1) * sample_rate:
+                    arr = out.to_ndarray().reshape(-1)
+                    pending.append(arr)
+                    n_pending += len(arr)
+                    total += len(arr)
+                    if total > (max_seconds + 1) * sample_rate:
                         raise AudioError(
                             f"{name} is longer than the limit of {max_seconds:.0f} s; please trim it.")
+                yield from ready(final=False)
             for out in resampler.resample(None):
-                buffer.append(out.to_ndarray().reshape(-1))
+                arr = out.to_ndarray().reshape(-1)
+                pending.append(arr)
+                n_pending += len(arr)
+                total += len(arr)
+            yield from ready(final=True)
     except AudioError:
         raise
     except Exception as exc:  # PyAV raises many error types for corrupt or foreign files
         raise AudioError(f"Could not decode {name} as audio (wav, mp3, m4a/aac, ogg or flac): {exc}") from None
+    if total > max_seconds * sample_rate:
+        raise AudioError(f"{name} is longer than the limit of {max_seconds:.0f} s; please trim it.")
+
+
+def _audio_name(source) -> str:
+    return "the audio" if isinstance(source, (bytes, bytearray)) else Path(source).name
+
+
+def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS_DEFAULT,
+               sample_rate: int = SAMPLE_RATE) -> Audio:
+    """Decode a whole audio file (path or bytes) to mono float32 at `sample_rate` (default 16 kHz).
+
+    Raises AudioError with a specific message for a missing, unreadable, corrupt, empty, too-short or
+    too-long file.
+    """
+    buffer = _Growing(sample_rate)
+    for piece in iter_audio(source, sample_rate, max_seconds):
+        buffer.append(piece)
     samples = buffer.array()
     if len(samples) < sample_rate // 10:
-        raise AudioError(f"{name} is shorter than 0.1 s; there is nothing to animate.")
-    if len(samples) > max_seconds * sample_rate:
-        raise AudioError(f"{name} is longer than the limit of {max_seconds:.0f} s; please trim it.")
-    if not np.isfinite(np.sum(samples, dtype=np.float64)):      # NaN/inf anywhere (no whole-clip temporary)
-        raise AudioError(f"{name} decodes to invalid (NaN) samples; it is probably corrupt.")
-    np.clip(samples, -1.0, 1.0, out=samples)
+        raise AudioError(f"{_audio_name(source)} is shorter than 0.1 s; there is nothing to animate.")
     return Audio(samples, sample_rate)
 
 
+@dataclass(frozen=True)
+class AudioInfo:
+    """What one decoding pass learns about an audio file: length (seconds), peak |sample|, and the SHA-256 of
+    its float32 samples at the scanned rate (the audit log's audio hash)."""
+    duration: float
+    peak: float
+    sha256: str
+
+
+def scan_audio(source: str | Path | bytes, sample_rate: int = SAMPLE_RATE,
+               max_seconds: float = MAX_SECONDS_DEFAULT) -> AudioInfo:
+    """Decode a file once without keeping it: the same checks as `load_audio`, plus length, peak and hash."""
+    import hashlib
+    h = hashlib.sha256()
+    n, top = 0, 0.0
+    for piece in iter_audio(source, sample_rate, max_seconds):
+        h.update(memoryview(np.ascontiguousarray(piece)))
+        n += len(piece)
+        top = max(top, peak(piece))
+    if n < sample_rate // 10:
+        raise AudioError(f"{_audio_name(source)} is shorter than 0.1 s; there is nothing to animate.")
+    return AudioInfo(duration=n / sample_rate, peak=top, sha256=h.hexdigest())
+
+
 class _Growing:
-    """A float32 sample buffer filled piece by piece. Decoding into one array (sized from the container's
-    duration, doubled if that was short) needs about the audio's own size in memory; collecting the pieces
-    and concatenating them needs twice that, which matters for hour-long files."""
+    """A float32 sample buffer filled piece by piece, doubling when full (collecting the pieces and
+    concatenating them at the end would need twice the audio's size at once)."""
 
     def __init__(self, sample_rate: int):
         self._data = np.empty(sample_rate * 10, np.float32)
         self.size = 0
-
-    def reserve(self, n: int) -> None:
-        if n > len(self._data):
-            self._data = np.empty(n + 4096, np.float32)
 
     def append(self, piece: np.ndarray) -> None:
         if self.size + len(piece) > len(self._data):

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from .audio import Audio, extract_features, load_audio, peak, resample
+from .audio import Audio, AudioInfo, extract_features, iter_audio, load_audio, peak, resample, scan_audio
 from .errors import AudioError
-from .motion import MotionControls, MotionSequence, generate_motion
+from .motion import PARAMS, MotionControls, MotionSequence, generate_motion
 from .mouth import MouthModel, load_mouth_model
 from .portrait import Portrait, analyze_portrait
 from .render import Renderer
@@ -45,12 +45,13 @@ class Result:
 @dataclass(frozen=True)
 class Output:
     """A written clip: its path, the watermark payload (hex) in every frame, the signed C2PA manifest as
-    read back, the file's SHA-256, and the audit-log request id that records it."""
+    read back, the file's SHA-256, the audit-log request id that records it, and the motion."""
     path: Path
     payload: str
     manifest: dict | None
     sha256: str
     request_id: str
+    motion: MotionSequence | None = None    # the motion that drove the frames (None for write_video/streams)
 
     def __fspath__(self) -> str:
         return str(self.path)
@@ -163,8 +164,12 @@ class TalkingFacePipeline:
     def write_stream(self, stream: FrameStream, audio: Audio, out_path: str | Path,
                      request_id: str | None = None) -> Output:
         """Drive a `FrameStream` into a signed MP4 with `audio` (what the stream was fed), as `write` does."""
-        return _publish(iter(stream), audio, self.fps, self.size, Path(out_path), stream.payload,
-                        stream.portrait_key, request_id)
+        def produce(writer: VideoWriter) -> None:
+            writer.write_audio(audio.samples)
+            for frame in stream:
+                writer.write(frame)
+        return _publish(produce, audio.sample_rate, _samples_sha256(audio.samples), self.fps, self.size,
+                        Path(out_path), stream.payload, stream.portrait_key, request_id)
 
     def frames(self, image, motion: MotionSequence, face_box=None) -> Iterator[np.ndarray]:
         """Render frames one by one (never holds the whole clip). These frames are NOT yet watermarked:
@@ -180,15 +185,15 @@ class TalkingFacePipeline:
         from safety.watermark import new_payload
         portrait, _ = self.prepare(image, face_box)
         audio = self.load_audio(audio)
-        motion = self._fit(motion or self.motion(audio, **controls), audio)
+        motion = self._fit(motion or self.motion(audio, **controls), audio.duration)
         payload = new_payload()
         frames = np.stack(list(self._marked_frames(image, motion, face_box, payload, label)))
         return Result(frames=frames, audio=audio, fps=self.fps, motion=motion, payload=payload,
                       portrait_key=portrait.key)
 
-    def _fit(self, motion: MotionSequence, audio: Audio) -> MotionSequence:
-        """The motion stretched or cut to the audio's length in frames."""
-        n_audio = int(round(audio.duration * self.fps))
+    def _fit(self, motion: MotionSequence, duration: float) -> MotionSequence:
+        """The motion stretched or cut to the audio's length (seconds) in frames."""
+        n_audio = int(round(duration * self.fps))
         if len(motion) != n_audio and n_audio > 0:
             motion = MotionSequence.from_json(motion.to_json(), num_frames=n_audio, fps=self.fps)
         return motion
@@ -205,22 +210,65 @@ class TalkingFacePipeline:
               face_box=None, request_id: str | None = None, label: bool = False, **controls) -> Output:
         """Generate and stream straight into a signed MP4 (H.264 + AAC); memory stays flat with length.
 
+        audio: a file (path or bytes; decoded a second at a time, never whole) or an `Audio`. Motion is made
+        while the audio is read (the same `MotionStream` as `motion` and `stream`), unless `motion` is given.
         Every frame carries the invisible watermark (and, with `label`, a visible "AI-generated" corner
         label); the file is signed with a C2PA manifest whose soft binding is the watermark payload; the
         audit log records the payload and the file's hash under `request_id` (a new record when None).
         """
-        from safety.watermark import new_payload
-        portrait, _ = self.prepare(image, face_box)    # fail fast on a bad portrait, before decoding audio
-        audio = self.load_audio(audio)
-        motion = self._fit(motion or self.motion(audio, **controls), audio)
+        from safety.watermark import Watermarker, label_frame, new_payload
+        portrait, renderer = self.prepare(image, face_box)   # fail fast on a bad portrait, before the audio
+        controls = MotionControls(**controls)                 # ... and on a bad control
+        if isinstance(audio, Audio):
+            info = AudioInfo(audio.duration, peak(audio.samples), _samples_sha256(audio.samples))
+            rate = audio.sample_rate
+            pieces = (audio.samples[a:a + rate] for a in range(0, len(audio.samples), rate))
+        else:
+            info = scan_audio(audio, OUTPUT_SAMPLE_RATE)     # one decoding pass: errors, length, silence, hash
+            rate = OUTPUT_SAMPLE_RATE
+            pieces = iter_audio(audio, OUTPUT_SAMPLE_RATE)
+        if motion is None and info.peak < 1e-4:
+            raise AudioError("The audio is silent; there is no speech or singing to animate.")
+        if motion is None and not hasattr(self.mouth, "stream"):   # the v1 acoustic mouth needs the whole clip
+            motion = self.motion(self.load_audio(audio), **vars(controls))
+        if motion is not None:
+            motion = self._fit(motion, info.duration)
         payload = new_payload()
-        frames = self._marked_frames(image, motion, face_box, payload, label)
-        return _publish(frames, audio, self.fps, self.size, Path(out_path), payload, portrait.key, request_id)
+        marker = Watermarker(payload, self.size, self.size)
+        rows_out: list[np.ndarray] = []
+
+        def produce(writer: VideoWriter) -> None:
+            def emit(rows: np.ndarray) -> None:
+                for row in rows:
+                    frame = marker.embed(renderer.render(row), len(rows_out))
+                    writer.write(label_frame(frame) if label else frame)
+                    rows_out.append(row)
+            stream = MotionStream(self.mouth, rate, self.fps, controls) if motion is None else None
+            received = 0
+            for piece in pieces:
+                writer.write_audio(piece)
+                received += len(piece)
+                if stream is not None:
+                    emit(stream.push(piece))
+                else:                                  # given motion: keep the frames level with the audio
+                    emit(motion.values[len(rows_out):int(received / rate * self.fps)])
+            emit(stream.finish() if stream is not None else motion.values[len(rows_out):])
+
+        out = _publish(produce, rate, info.sha256, self.fps, self.size, Path(out_path), payload, portrait.key,
+                       request_id)
+        return replace(out, motion=MotionSequence(np.array(rows_out, np.float32).reshape(-1, len(PARAMS)),
+                                                  self.fps))
 
 
-def _publish(frames, audio: Audio, fps: float, size: int, out_path: Path, payload: int, portrait_key: str,
-             request_id: str | None) -> Output:
-    """Encode watermarked frames, sign the MP4 (C2PA, watermark as soft binding), record it in the audit log."""
+def _samples_sha256(samples: np.ndarray) -> str:
+    """The audit log's audio hash: SHA-256 of the float32 samples."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(samples, np.float32))).hexdigest()
+
+
+def _publish(produce, audio_rate: int, audio_sha256: str, fps: float, size: int, out_path: Path, payload: int,
+             portrait_key: str, request_id: str | None) -> Output:
+    """Encode (`produce(writer)` writes the watermarked frames and the soundtrack), sign the MP4 (C2PA,
+    watermark as soft binding), record it in the audit log."""
     from safety.audit import AuditLog
     from safety.provenance import sign_mp4
     from safety.watermark import payload_hex
@@ -228,9 +276,8 @@ def _publish(frames, audio: Audio, fps: float, size: int, out_path: Path, payloa
     from . import __version__
     unsigned = out_path.with_name(f".{out_path.stem}.unsigned{out_path.suffix}")
     try:
-        with VideoWriter(unsigned, fps=fps, size=size, audio=audio) as writer:
-            for frame in frames:
-                writer.write(frame)
+        with VideoWriter(unsigned, fps=fps, size=size, audio_rate=audio_rate) as writer:
+            produce(writer)
         manifest = sign_mp4(unsigned, out_path, payload, "vasa_core", __version__)
     finally:
         unsigned.unlink(missing_ok=True)
@@ -238,8 +285,7 @@ def _publish(frames, audio: Audio, fps: float, size: int, out_path: Path, payloa
     log = AuditLog()
     if request_id is None:
         request_id = log.start(allowed=True, reason="generated through the Python API / command line",
-                               image_sha256=portrait_key,
-                               audio_sha256=hashlib.sha256(memoryview(np.ascontiguousarray(audio.samples))).hexdigest())
+                               image_sha256=portrait_key, audio_sha256=audio_sha256)
     log.update(request_id, watermark_payload=payload_hex(payload), output_sha256=sha)
     return Output(path=out_path, payload=payload_hex(payload), manifest=manifest, sha256=sha, request_id=request_id)
 
@@ -255,5 +301,10 @@ def _file_sha256(path: Path) -> str:
 
 def write_video(result: Result, out_path: str | Path, request_id: str | None = None) -> Output:
     """Write a `Result` from `TalkingFacePipeline.generate` to a signed MP4 (recorded in the audit log)."""
-    return _publish(iter(result.frames), result.audio, result.fps, int(result.frames.shape[1]), Path(out_path),
-                    result.payload, result.portrait_key, request_id)
+    def produce(writer: VideoWriter) -> None:
+        writer.write_audio(result.audio.samples)
+        for frame in result.frames:
+            writer.write(frame)
+    out = _publish(produce, result.audio.sample_rate, _samples_sha256(result.audio.samples), result.fps,
+                   int(result.frames.shape[1]), Path(out_path), result.payload, result.portrait_key, request_id)
+    return replace(out, motion=result.motion)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -18,16 +19,17 @@ class VideoWriter:
     """Streams RGB frames (and the matching audio) into an MP4, encoding on a background thread.
 
     Usage:  with VideoWriter(path, fps=25, size=512, audio=audio) as w: w.write(frame) ...
-    Memory stays flat: frames are handed to the encoder through a short queue, never accumulated.
+    or, with audio that arrives in pieces:  VideoWriter(path, audio_rate=48000) and w.write_audio(samples)
+    before the frames that show it. Memory stays flat: frames and audio pass through short queues to the
+    encoder and are never accumulated.
     """
 
     def __init__(self, path: str | Path, fps: float = 25.0, size: int = 512, audio: Audio | None = None,
-                 crf: int = 20, preset: str = "veryfast"):
+                 crf: int = 20, preset: str = "veryfast", audio_rate: int | None = None):
         import av
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps = fps
-        self.audio = audio
         self.container = av.open(str(self.path), mode="w", options={"movflags": "+faststart"})
         rate = Fraction(fps).limit_denominator(1001)
         self.vstream = self.container.add_stream("libx264", rate=rate)
@@ -35,10 +37,15 @@ class VideoWriter:
         self.vstream.pix_fmt = "yuv420p"
         self.vstream.options = {"crf": str(crf), "preset": preset}
         self.vstream.codec_context.thread_count = 1       # leave the other core to the renderer
+        self.audio_rate = audio.sample_rate if audio is not None else audio_rate
         self.astream = None
-        if audio is not None:
-            self.astream = self.container.add_stream("aac", rate=audio.sample_rate, layout="mono")
+        if self.audio_rate:
+            self.astream = self.container.add_stream("aac", rate=self.audio_rate, layout="mono")
             self.astream.bit_rate = 96_000
+        self._audio_in: deque[np.ndarray] = deque()      # pieces handed over, not yet encoded
+        self._audio_pending = np.zeros(0, np.float32)    # the encoder thread's partly used piece
+        if audio is not None:
+            self._audio_in.append(audio.samples)
         self._audio_pos = 0
         self._count = 0
         self._queue: queue.Queue = queue.Queue(maxsize=8)
@@ -52,19 +59,31 @@ class VideoWriter:
             raise self._error
         self._queue.put(np.ascontiguousarray(frame))
 
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Hand over the next piece of the soundtrack (mono float32 at `audio_rate`)."""
+        if self.astream is None:
+            raise ValueError("this writer was opened without an audio track (give audio= or audio_rate=)")
+        self._audio_in.append(np.asarray(samples, np.float32).reshape(-1))   # deque: safe across threads
+
     def _encode_audio_until(self, t: float | None) -> None:
+        """Encode the soundtrack up to time `t` of the video (all of it when None), 1024 samples at a time."""
         import av
         if self.astream is None:
             return
-        samples = self.audio.samples
-        end = len(samples) if t is None else min(len(samples), int(round(t * self.audio.sample_rate)))
+        end = None if t is None else int(round(t * self.audio_rate))
         step = 1024
-        while self._audio_pos < end and (t is None or end - self._audio_pos >= step):
-            chunk = samples[self._audio_pos:self._audio_pos + step]
+        while end is None or end - self._audio_pos >= step:
+            while len(self._audio_pending) < step and self._audio_in:
+                piece = self._audio_in.popleft()
+                self._audio_pending = (piece if len(self._audio_pending) == 0      # no copy of a whole clip
+                                       else np.concatenate([self._audio_pending, piece]))
+            if len(self._audio_pending) == 0 or (end is not None and len(self._audio_pending) < step):
+                break
+            chunk, self._audio_pending = self._audio_pending[:step], self._audio_pending[step:]
             frame = av.AudioFrame.from_ndarray(chunk[None, :].astype(np.float32), format="fltp", layout="mono")
-            frame.sample_rate = self.audio.sample_rate
+            frame.sample_rate = self.audio_rate
             frame.pts = self._audio_pos
-            frame.time_base = Fraction(1, self.audio.sample_rate)
+            frame.time_base = Fraction(1, self.audio_rate)
             for packet in self.astream.encode(frame):
                 self.container.mux(packet)
             self._audio_pos += len(chunk)
