@@ -85,3 +85,18 @@ def test_features_track_pitch_and_loudness():
     assert voiced.mean() > 0.8 and feats.voicing[10:40].max() < 0.1
     assert np.median(feats.pitch[70:140]) == pytest.approx(180.0, rel=0.03)
     assert feats.num_video_frames(25) == 38 and feats.at_fps(feats.loudness, 25).shape == (38,)
+
+
+def test_piecewise_decoding_and_scan(default_audio, tmp_path):
+    import hashlib
+
+    from vasa_core.audio import iter_audio, scan_audio
+    whole = load_audio(default_audio, sample_rate=48000)
+    pieces = list(iter_audio(default_audio, 48000, piece_s=1.0))
+    assert all(len(p) == 48000 for p in pieces[:-1]) and 0 < len(pieces[-1]) <= 48000
+    assert np.array_equal(np.concatenate(pieces), whole.samples)
+    info = scan_audio(default_audio, 48000)
+    assert info.duration == pytest.approx(whole.duration) and info.peak == pytest.approx(np.abs(whole.samples).max())
+    assert info.sha256 == hashlib.sha256(whole.samples.tobytes()).hexdigest()
+    with pytest.raises(AudioError, match="longer than the limit of 3 s"):
+        list(iter_audio(default_audio, 16000, max_seconds=3))

@@ -108,3 +108,23 @@ def test_cli_generate_render_and_sheet(tmp_path, hopper_path, short_audio, capsy
     assert cli(["generate", "--image", str(short_audio), "--audio", str(short_audio), "--out",
                 str(tmp_path / "bad.mp4")]) == 2
     assert "error: Could not read" in capsys.readouterr().err
+
+
+def test_write_reads_the_audio_file_piece_by_piece(monkeypatch, tmp_path, hopper_path, short_audio, pipeline256):
+    """A file is never decoded whole: one scan pass, then 1-s pieces shared by the motion and the encoder."""
+    import vasa_core.pipeline as P
+    monkeypatch.setattr(P, "load_audio", lambda *a, **k: pytest.fail("write() decoded the whole file"))
+    pieces = []
+    original = P.VideoWriter.write_audio
+
+    def spy(writer, samples):
+        pieces.append(len(samples))
+        original(writer, samples)
+    monkeypatch.setattr(P.VideoWriter, "write_audio", spy)
+    out = pipeline256.write(hopper_path, short_audio, tmp_path / "pieces.mp4", seed=3)
+    assert max(pieces) <= 48000 and sum(pieces) == int(round(2.4 * 48000))
+    assert len(out.motion) == 60 and probe(out.path)["frames"] == 60
+    monkeypatch.undo()
+    from vasa_core.audio import load_audio
+    whole = pipeline256.motion(load_audio(short_audio, sample_rate=48000), seed=3)   # same motion as in memory
+    assert np.abs(out.motion.values - whole.values).max() < 1e-4

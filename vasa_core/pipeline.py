@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,9 +18,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .audio import Audio, AudioInfo, extract_features, iter_audio, load_audio, peak, resample, scan_audio
+from .audio import Audio, extract_features, iter_audio, load_audio, peak, resample
 from .errors import AudioError
-from .motion import PARAMS, MotionControls, MotionSequence, generate_motion
+from .motion import MotionControls, MotionSequence, generate_motion
 from .mouth import MouthModel, load_mouth_model
 from .portrait import Portrait, analyze_portrait
 from .render import Renderer
@@ -210,8 +211,9 @@ class TalkingFacePipeline:
               face_box=None, request_id: str | None = None, label: bool = False, **controls) -> Output:
         """Generate and stream straight into a signed MP4 (H.264 + AAC); memory stays flat with length.
 
-        audio: a file (path or bytes; decoded a second at a time, never whole) or an `Audio`. Motion is made
-        while the audio is read (the same `MotionStream` as `motion` and `stream`), unless `motion` is given.
+        audio: a file (path or bytes; decoded a second at a time, never whole, in two passes: motion, then
+        soundtrack and frames) or an `Audio`. Motion comes from the same `MotionStream` as `motion` and
+        `stream`, unless `motion` is given.
         Every frame carries the invisible watermark (and, with `label`, a visible "AI-generated" corner
         label); the file is signed with a C2PA manifest whose soft binding is the watermark payload; the
         audit log records the payload and the file's hash under `request_id` (a new record when None).
@@ -219,45 +221,50 @@ class TalkingFacePipeline:
         from safety.watermark import Watermarker, label_frame, new_payload
         portrait, renderer = self.prepare(image, face_box)   # fail fast on a bad portrait, before the audio
         controls = MotionControls(**controls)                 # ... and on a bad control
-        if isinstance(audio, Audio):
-            info = AudioInfo(audio.duration, peak(audio.samples), _samples_sha256(audio.samples))
-            rate = audio.sample_rate
-            pieces = (audio.samples[a:a + rate] for a in range(0, len(audio.samples), rate))
-        else:
-            info = scan_audio(audio, OUTPUT_SAMPLE_RATE)     # one decoding pass: errors, length, silence, hash
-            rate = OUTPUT_SAMPLE_RATE
-            pieces = iter_audio(audio, OUTPUT_SAMPLE_RATE)
-        if motion is None and info.peak < 1e-4:
+        rate = audio.sample_rate if isinstance(audio, Audio) else OUTPUT_SAMPLE_RATE
+
+        def pieces(seconds: float) -> Iterator[np.ndarray]:
+            if not isinstance(audio, Audio):
+                return iter_audio(audio, rate, piece_s=seconds)
+            k = int(seconds * rate)
+            return (audio.samples[a:a + k] for a in range(0, len(audio.samples), k))
+        # pass 1 over the audio: checks, hash, and the motion (computed in one tight loop: interleaving the
+        # lip-sync network with rendering costs a third of the speed on two cores, threads contending)
+        stream = MotionStream(self.mouth, rate, self.fps, controls) if motion is None and hasattr(
+            self.mouth, "stream") else None
+        sha, n, top, rows = hashlib.sha256(), 0, 0.0, []
+        for piece in pieces(MOTION_PIECE_S):
+            sha.update(memoryview(np.ascontiguousarray(piece, np.float32)))
+            n, top = n + len(piece), max(top, peak(piece))
+            if stream is not None:
+                rows.append(stream.push(piece))
+        if n < rate // 10:
+            raise AudioError("The audio is shorter than 0.1 s; there is nothing to animate.")
+        if motion is None and top < 1e-4:
             raise AudioError("The audio is silent; there is no speech or singing to animate.")
-        if motion is None and not hasattr(self.mouth, "stream"):   # the v1 acoustic mouth needs the whole clip
+        if stream is not None:
+            motion = MotionSequence(np.concatenate(rows + [stream.finish()]), self.fps)
+        elif motion is None:                                    # the v1 acoustic mouth needs the whole clip
             motion = self.motion(self.load_audio(audio), **vars(controls))
-        if motion is not None:
-            motion = self._fit(motion, info.duration)
+        motion = self._fit(motion, n / rate)
         payload = new_payload()
         marker = Watermarker(payload, self.size, self.size)
-        rows_out: list[np.ndarray] = []
 
+        # pass 2: the soundtrack and the frames, level with each other, into the encoder
         def produce(writer: VideoWriter) -> None:
-            def emit(rows: np.ndarray) -> None:
-                for row in rows:
-                    frame = marker.embed(renderer.render(row), len(rows_out))
+            done = 0
+            for piece in itertools.chain(pieces(1.0), [None]):
+                if piece is not None:
+                    writer.write_audio(piece)
+                upto = len(motion) if piece is None else min(len(motion), int(writer.audio_written / rate * self.fps))
+                for i in range(done, upto):
+                    frame = marker.embed(renderer.render(motion.values[i]), i)
                     writer.write(label_frame(frame) if label else frame)
-                    rows_out.append(row)
-            stream = MotionStream(self.mouth, rate, self.fps, controls) if motion is None else None
-            received = 0
-            for piece in pieces:
-                writer.write_audio(piece)
-                received += len(piece)
-                if stream is not None:
-                    emit(stream.push(piece))
-                else:                                  # given motion: keep the frames level with the audio
-                    emit(motion.values[len(rows_out):int(received / rate * self.fps)])
-            emit(stream.finish() if stream is not None else motion.values[len(rows_out):])
+                done = max(done, upto)
 
-        out = _publish(produce, rate, info.sha256, self.fps, self.size, Path(out_path), payload, portrait.key,
+        out = _publish(produce, rate, sha.hexdigest(), self.fps, self.size, Path(out_path), payload, portrait.key,
                        request_id)
-        return replace(out, motion=MotionSequence(np.array(rows_out, np.float32).reshape(-1, len(PARAMS)),
-                                                  self.fps))
+        return replace(out, motion=motion)
 
 
 def _samples_sha256(samples: np.ndarray) -> str:

@@ -44,8 +44,10 @@ class VideoWriter:
             self.astream.bit_rate = 96_000
         self._audio_in: deque[np.ndarray] = deque()      # pieces handed over, not yet encoded
         self._audio_pending = np.zeros(0, np.float32)    # the encoder thread's partly used piece
+        self.audio_written = 0                           # samples handed over so far
         if audio is not None:
             self._audio_in.append(audio.samples)
+            self.audio_written = len(audio.samples)
         self._audio_pos = 0
         self._count = 0
         self._queue: queue.Queue = queue.Queue(maxsize=8)
@@ -63,7 +65,9 @@ class VideoWriter:
         """Hand over the next piece of the soundtrack (mono float32 at `audio_rate`)."""
         if self.astream is None:
             raise ValueError("this writer was opened without an audio track (give audio= or audio_rate=)")
-        self._audio_in.append(np.asarray(samples, np.float32).reshape(-1))   # deque: safe across threads
+        samples = np.asarray(samples, np.float32).reshape(-1)
+        self._audio_in.append(samples)                    # deque: safe across threads
+        self.audio_written += len(samples)
 
     def _encode_audio_until(self, t: float | None) -> None:
         """Encode the soundtrack up to time `t` of the video (all of it when None), 1024 samples at a time."""
