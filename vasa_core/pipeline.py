@@ -1,11 +1,14 @@
 """The pipeline: the one place that knows the order of the stages.
 
     image -> analyze_portrait -> Portrait                      (cached by image hash)
-    audio -> load_audio -> Audio -> MotionStream (lip sync + prosody -> motion) -> MotionSequence
+    audio pieces -> MotionStream (lip sync + prosody -> motion) -> MotionSequence
     Portrait + MotionSequence -> Renderer -> frames
-    frames -> safety.watermark -> VideoWriter (H.264 + AAC) -> safety.provenance (C2PA) -> safety.audit -> file
+    frames + audio pieces -> safety.watermark -> VideoWriter (H.264 + AAC) -> safety.provenance (C2PA)
+        -> safety.audit -> file
 
-`stream` runs the same stages on audio that is still arriving and yields watermarked frames as it goes.
+`write` reads an audio file twice, a piece at a time (motion first, then soundtrack and frames), so memory
+does not grow with its length; `stream` runs the same stages on audio that is still arriving and yields
+watermarked frames as it goes.
 """
 from __future__ import annotations
 
