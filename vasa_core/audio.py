@@ -165,19 +165,33 @@ class AudioInfo:
     sha256: str
 
 
+class AudioScan:
+    """Length, peak and hash of audio seen piece by piece (e.g. while it is also being turned into motion)."""
+
+    def __init__(self, sample_rate: int):
+        import hashlib
+        self.sample_rate = sample_rate
+        self._sha, self._n, self._peak = hashlib.sha256(), 0, 0.0
+
+    def add(self, piece: np.ndarray) -> None:
+        self._sha.update(memoryview(np.ascontiguousarray(piece, np.float32)))
+        self._n += len(piece)
+        self._peak = max(self._peak, peak(piece))
+
+    def info(self, name: str = "the audio") -> AudioInfo:
+        """What was seen; AudioError when it is shorter than 0.1 s."""
+        if self._n < self.sample_rate // 10:
+            raise AudioError(f"{name} is shorter than 0.1 s; there is nothing to animate.")
+        return AudioInfo(duration=self._n / self.sample_rate, peak=self._peak, sha256=self._sha.hexdigest())
+
+
 def scan_audio(source: str | Path | bytes, sample_rate: int = SAMPLE_RATE,
                max_seconds: float = MAX_SECONDS_DEFAULT) -> AudioInfo:
     """Decode a file once without keeping it: the same checks as `load_audio`, plus length, peak and hash."""
-    import hashlib
-    h = hashlib.sha256()
-    n, top = 0, 0.0
+    scan = AudioScan(sample_rate)
     for piece in iter_audio(source, sample_rate, max_seconds):
-        h.update(memoryview(np.ascontiguousarray(piece)))
-        n += len(piece)
-        top = max(top, peak(piece))
-    if n < sample_rate // 10:
-        raise AudioError(f"{_audio_name(source)} is shorter than 0.1 s; there is nothing to animate.")
-    return AudioInfo(duration=n / sample_rate, peak=top, sha256=h.hexdigest())
+        scan.add(piece)
+    return scan.info(_audio_name(source))
 
 
 class _Growing:

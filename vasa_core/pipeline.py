@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .audio import Audio, extract_features, iter_audio, load_audio, peak, resample
+from .audio import Audio, AudioInfo, AudioScan, extract_features, iter_audio, load_audio, resample
 from .errors import AudioError
 from .motion import MotionControls, MotionSequence, generate_motion
 from .mouth import MouthModel, load_mouth_model
@@ -125,19 +125,39 @@ class TalkingFacePipeline:
         streamed motion are the same and memory stays flat for long clips."""
         controls = MotionControls(seed=seed, gaze=tuple(gaze), distance=distance, emotion=emotion,
                                   emotion_weight=emotion_weight, motion_scale=motion_scale)
-        if peak(audio.samples) < 1e-4:
+        motion, _ = self._first_pass(audio, audio.sample_rate, controls)
+        return motion
+
+    def _pieces(self, audio, rate: int, seconds: float) -> Iterator[np.ndarray]:
+        """An `Audio` in slices, or an audio file decoded piece by piece, `seconds` long each."""
+        if not isinstance(audio, Audio):
+            return iter_audio(audio, rate, piece_s=seconds)
+        k = int(seconds * rate)
+        return (audio.samples[a:a + k] for a in range(0, len(audio.samples), k))
+
+    def _first_pass(self, audio, rate: int, controls: MotionControls | None) -> tuple[MotionSequence | None, AudioInfo]:
+        """One pass over the audio, 10 s at a time: its length, peak and hash, and (unless `controls` is None)
+        its motion. Raises AudioError for audio that is too short, or silent when motion is wanted."""
+        scan = AudioScan(rate)
+        stream = MotionStream(self.mouth, rate, self.fps, controls) if controls and hasattr(self.mouth, "stream") \
+            else None
+        rows = []
+        for piece in self._pieces(audio, rate, MOTION_PIECE_S):
+            scan.add(piece)
+            if stream is not None:
+                rows.append(stream.push(piece))
+        info = scan.info()
+        if controls is None:
+            return None, info
+        if info.peak < 1e-4:
             raise AudioError("The audio is silent; there is no speech or singing to animate.")
-        if not hasattr(self.mouth, "stream"):         # the v1 acoustic mouth needs the whole clip
-            speech = resample(audio)
-            feats = extract_features(speech)
-            n = feats.num_video_frames(self.fps)
-            mouth = self.mouth.predict(speech.samples, speech.sample_rate, self.fps, n)
-            return generate_motion(feats, mouth, self.fps, **vars(controls))
-        stream = MotionStream(self.mouth, audio.sample_rate, self.fps, controls)
-        piece = int(MOTION_PIECE_S * audio.sample_rate)
-        rows = [stream.push(audio.samples[a:a + piece]) for a in range(0, len(audio.samples), piece)]
-        rows.append(stream.finish())
-        return MotionSequence(np.concatenate(rows).astype(np.float32), self.fps)
+        if stream is not None:
+            return MotionSequence(np.concatenate(rows + [stream.finish()]), self.fps), info
+        # the v1 acoustic mouth needs the whole clip at 16 kHz
+        speech = resample(audio if isinstance(audio, Audio) else load_audio(audio, sample_rate=rate))
+        feats = extract_features(speech)
+        mouth = self.mouth.predict(speech.samples, speech.sample_rate, self.fps, feats.num_video_frames(self.fps))
+        return generate_motion(feats, mouth, self.fps, **vars(controls)), info
 
     def stream(self, image, audio_chunks: Iterable[np.ndarray], sample_rate: int = OUTPUT_SAMPLE_RATE, *,
                face_box=None, label: bool = False, **controls) -> FrameStream:
@@ -225,38 +245,17 @@ class TalkingFacePipeline:
         portrait, renderer = self.prepare(image, face_box)   # fail fast on a bad portrait, before the audio
         controls = MotionControls(**controls)                 # ... and on a bad control
         rate = audio.sample_rate if isinstance(audio, Audio) else OUTPUT_SAMPLE_RATE
-
-        def pieces(seconds: float) -> Iterator[np.ndarray]:
-            if not isinstance(audio, Audio):
-                return iter_audio(audio, rate, piece_s=seconds)
-            k = int(seconds * rate)
-            return (audio.samples[a:a + k] for a in range(0, len(audio.samples), k))
         # pass 1 over the audio: checks, hash, and the motion (computed in one tight loop: interleaving the
         # lip-sync network with rendering costs a third of the speed on two cores, threads contending)
-        stream = MotionStream(self.mouth, rate, self.fps, controls) if motion is None and hasattr(
-            self.mouth, "stream") else None
-        sha, n, top, rows = hashlib.sha256(), 0, 0.0, []
-        for piece in pieces(MOTION_PIECE_S):
-            sha.update(memoryview(np.ascontiguousarray(piece, np.float32)))
-            n, top = n + len(piece), max(top, peak(piece))
-            if stream is not None:
-                rows.append(stream.push(piece))
-        if n < rate // 10:
-            raise AudioError("The audio is shorter than 0.1 s; there is nothing to animate.")
-        if motion is None and top < 1e-4:
-            raise AudioError("The audio is silent; there is no speech or singing to animate.")
-        if stream is not None:
-            motion = MotionSequence(np.concatenate(rows + [stream.finish()]), self.fps)
-        elif motion is None:                                    # the v1 acoustic mouth needs the whole clip
-            motion = self.motion(self.load_audio(audio), **vars(controls))
-        motion = self._fit(motion, n / rate)
+        made, info = self._first_pass(audio, rate, controls if motion is None else None)
+        motion = self._fit(motion if motion is not None else made, info.duration)
         payload = new_payload()
         marker = Watermarker(payload, self.size, self.size)
 
         # pass 2: the soundtrack and the frames, level with each other, into the encoder
         def produce(writer: VideoWriter) -> None:
             done = 0
-            for piece in itertools.chain(pieces(1.0), [None]):
+            for piece in itertools.chain(self._pieces(audio, rate, 1.0), [None]):
                 if piece is not None:
                     writer.write_audio(piece)
                 upto = len(motion) if piece is None else min(len(motion), int(writer.audio_written / rate * self.fps))
@@ -265,7 +264,7 @@ class TalkingFacePipeline:
                     writer.write(label_frame(frame) if label else frame)
                 done = max(done, upto)
 
-        out = _publish(produce, rate, sha.hexdigest(), self.fps, self.size, Path(out_path), payload, portrait.key,
+        out = _publish(produce, rate, info.sha256, self.fps, self.size, Path(out_path), payload, portrait.key,
                        request_id)
         return replace(out, motion=motion)
 
