@@ -112,12 +112,12 @@ class MouthNet(nn.Module):
         return torch.sigmoid(o[..., :NP]), o[..., NP:]
 
 
-def _pool_frame(y100: np.ndarray, first: int, c: float, fps: float, hop_s: float = FEAT_HOP_S) -> np.ndarray:
+def _pool_frame(y100: np.ndarray, t: np.ndarray, first: int, c: float, fps: float,
+                hop_s: float = FEAT_HOP_S) -> np.ndarray:
     """One video frame (centre `c` seconds, window +-0.5/fps) pooled from 100 Hz rows; `y100` holds rows
-    `first`, `first+1`, ...: mean, but max for lip_press / lower_lip_tuck / tongue_show so short closures
-    survive."""
+    `first`, `first+1`, ... and `t` their times, (arange(len) + first) * hop_s: mean, but max for
+    lip_press / lower_lip_tuck / tongue_show so short closures survive."""
     half = 0.5 / fps
-    t = (np.arange(len(y100)) + first) * hop_s
     a, b = np.searchsorted(t, [c - half, c + half])
     if b <= a:
         j = min(int(round(c / hop_s)) - first, len(y100) - 1)
@@ -133,8 +133,9 @@ def pool_to_frames(y100: np.ndarray, fps: float, num_frames: int, hop_s: float =
     out = np.zeros((num_frames, y100.shape[1]), np.float32)
     if len(y100) == 0:
         return out
+    t = np.arange(len(y100)) * hop_s          # once: per frame it would cost O(clip length) each
     for i in range(num_frames):
-        out[i] = _pool_frame(y100, 0, i / fps, fps, hop_s)
+        out[i] = _pool_frame(y100, t, 0, i / fps, fps, hop_s)
     return out
 
 
@@ -251,7 +252,8 @@ class MouthStream:
             if not final and not (n_y > 0 and (n_y - 1) * FEAT_HOP_S >= c + half):
                 break
             if len(self._y):
-                rows.append(_pool_frame(self._y, self._y0, c, self.fps))
+                t = (np.arange(len(self._y)) + self._y0) * FEAT_HOP_S   # a few rows: the buffer is trimmed
+                rows.append(_pool_frame(self._y, t, self._y0, c, self.fps))
             else:
                 rows.append(np.zeros(NP, np.float32))
             self._frame += 1
