@@ -96,7 +96,7 @@ def test_controls_are_disentangled(pipeline256, speech48):
 
     for emotion in ("happy", "sad", "angry", "surprised"):
         m = pipeline256.motion(speech48, seed=1, emotion=emotion, emotion_weight=0.8)
-        assert changed(m) <= {"smile", "brow_raise", "pitch", "jaw_open"}
+        assert changed(m) <= {"smile", "brow_raise", "pitch", "jaw_open", "cheek_raise", "lid_tension"}
         # lip timing: every mouth parameter but the jaw is identical, the jaw differs only by the emotion's
         # constant bias while the mouth is open, so openings and closures happen on the same frames
         others = [c for c in mouth if c != col["jaw_open"]]
@@ -180,6 +180,13 @@ def test_brows_rise_with_pitch_accents_and_nods_land_on_onsets():
     for a in (75, 150, 200):
         assert acc["brow_raise"][a + 3:a + 10].mean() > flat["brow_raise"][a + 3:a + 10].mean() + 0.1
     assert np.allclose(acc["brow_raise"][:70], flat["brow_raise"][:70])     # nothing changes before
+    for a in (75, 150, 200):                     # the upper face comes along: cheeks lift, the eyes widen
+        assert acc["cheek_raise"][a + 3:a + 10].mean() > flat["cheek_raise"][a + 3:a + 10].mean() + 0.05
+        assert acc["lid_tension"][a + 3:a + 10].mean() < flat["lid_tension"][a + 3:a + 10].mean() - 0.08
+    happy = _generator_run(base, seed=1, motion_scale=0, emotion="happy")
+    assert happy["cheek_raise"].mean() > flat["cheek_raise"].mean() + 0.3
+    surprised = _generator_run(base, seed=1, motion_scale=0, emotion="surprised")
+    assert surprised["lid_tension"].mean() < flat["lid_tension"].mean() - 0.4
     # nods: syllable onsets (silence -> speech) pitch the head down within 0.3 s
     quiet = np.tile([-80.0, 0.0, 0.0], (n, 1))
     onsets = quiet.copy()
@@ -190,4 +197,7 @@ def test_brows_rise_with_pitch_accents_and_nods_land_on_onsets():
         d = _generator_run(onsets, seed=seed)["pitch"] - _generator_run(quiet, seed=seed)["pitch"]
         at_onsets += [d[a - 2:a + 8].min() for a in (50, 120, 190)]
         elsewhere += [d[a:a + 10].min() for a in (85, 155, 215)]
+        m, q = _generator_run(onsets, seed=seed), _generator_run(quiet, seed=seed)
+        lids_at_onsets = [(m["lid_tension"] - q["lid_tension"])[a:a + 8].max() for a in (50, 120, 190)]
+        assert min(lids_at_onsets) > 0.1                          # stressed syllables narrow the lids a little
     assert np.mean(at_onsets) < -1.5 and np.mean(at_onsets) < np.mean(elsewhere) - 0.8

@@ -14,6 +14,8 @@ A `MotionSequence` holds one row of parameters per video frame (25 fps by defaul
     brow_raise   [-1, 1]  (- = brows lowered / furrowed)
     blink_l, blink_r [0, 1] (1 = closed; l/r = the subject's left/right eye)
     gaze_x, gaze_y   degrees of eye rotation (+x = towards the image's right, +y = up)
+    cheek_raise  [0, 1]   cheeks lift (as in a smile or on emphasis; 1 = a full Duchenne cheek raise)
+    lid_tension  [-1, 1]  + narrows the eyelids (tension, squint), - widens them (surprise, raised brows)
 
 `MotionGenerator` makes everything but the mouth, frame by frame, from the voice's prosody (loudness,
 pitch) and seeded random processes. It is causal with a lookahead of `LOOKAHEAD` frames, so the same code
@@ -32,20 +34,23 @@ from .errors import MotionError
 from .mouth import MOUTH_PARAMS
 
 POSE_PARAMS = ("yaw", "pitch", "roll", "tx", "ty", "scale")
-FACE_PARAMS = MOUTH_PARAMS + ("smile", "brow_raise", "blink_l", "blink_r", "gaze_x", "gaze_y")
+FACE_PARAMS = MOUTH_PARAMS + ("smile", "brow_raise", "blink_l", "blink_r", "gaze_x", "gaze_y",
+                              "cheek_raise", "lid_tension")
 PARAMS = POSE_PARAMS + FACE_PARAMS
 DEFAULTS = {name: (1.0 if name == "scale" else 0.0) for name in PARAMS}
 RANGES = {  # allowed range of every parameter (hand-written motion is checked against it)
     "yaw": (-30, 30), "pitch": (-20, 20), "roll": (-20, 20), "tx": (-0.2, 0.2), "ty": (-0.2, 0.2),
     "scale": (0.6, 1.5), "smile": (-1, 1), "brow_raise": (-1, 1), "gaze_x": (-25, 25), "gaze_y": (-20, 20),
     **{m: (0, 1) for m in MOUTH_PARAMS}, "blink_l": (0, 1), "blink_r": (0, 1),
+    "cheek_raise": (0, 1), "lid_tension": (-1, 1),
 }
-EMOTIONS = {  # offsets on top of what the voice implies: (smile, brow_raise, pitch degrees, jaw bias)
-    "neutral": (0.0, 0.0, 0.0, 0.0),
-    "happy": (0.8, 0.25, 1.5, 0.05),
-    "sad": (-0.6, -0.15, -4.0, 0.0),
-    "angry": (-0.4, -0.9, -1.5, 0.0),
-    "surprised": (0.1, 1.0, 2.0, 0.15),
+EMOTIONS = {  # offsets on top of what the voice implies:
+    #            (smile, brow_raise, pitch degrees, jaw bias, cheek_raise, lid_tension)
+    "neutral": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    "happy": (0.8, 0.25, 1.5, 0.05, 0.5, 0.25),
+    "sad": (-0.6, -0.15, -4.0, 0.0, 0.0, 0.1),
+    "angry": (-0.4, -0.9, -1.5, 0.0, 0.1, 0.5),
+    "surprised": (0.1, 1.0, 2.0, 0.15, 0.0, -0.7),
 }
 
 
@@ -233,6 +238,8 @@ class MotionGenerator:
         against small head motion;
       - brows: rise with pitch accents (f0 above the speaker's running mean) and with emphasis; the lip
         corners lift slightly with them;
+      - cheeks and lids: cheeks lift with a smile and with emphasis; the lids narrow a little on stressed
+        syllables and with a smile and widen when the brows rise on a pitch accent;
       - blinks: ~15-25 per minute, 150-300 ms, both eyes, more likely at the start of a pause, never
         overlapping.
     """
@@ -244,7 +251,8 @@ class MotionGenerator:
         noise = lambda k, tau: _SmoothNoise(rng[k], fps, tau)
         self._n = {"yaw_f": noise(0, 0.18), "yaw_s": noise(1, 1.5), "pitch_f": noise(2, 0.15),
                    "pitch_s": noise(3, 1.2), "roll_f": noise(4, 0.2), "roll_s": noise(5, 1.8),
-                   "tx": noise(6, 2.0), "ty": noise(7, 2.0), "brow": noise(8, 1.5), "smile": noise(9, 2.0)}
+                   "tx": noise(6, 2.0), "ty": noise(7, 2.0), "brow": noise(8, 1.5), "smile": noise(9, 2.0),
+                   "cheek": noise(13, 2.0), "lid": noise(14, 1.5)}
         self._rng_blink, self._rng_fix, self._rng_turn = rng[10], rng[11], rng[12]
         self._pending: list[np.ndarray] = []      # prosody rows not yet turned into motion
         self._levels: list[float] = []           # speech level of recent frames (for pause detection)
@@ -349,7 +357,7 @@ class MotionGenerator:
         yaw_own = 2.5 * n["yaw_f"] * live + 2.4 * n["yaw_s"]
         pitch_own = 1.8 * n["pitch_f"] * live + 1.6 * n["pitch_s"] - nod
         roll = 1.6 * n["roll_f"] * live + 2.0 * n["roll_s"]
-        smile0, brow0, pitch0, _ = EMOTIONS[c.emotion]
+        smile0, brow0, pitch0, _, cheek0, lid0 = EMOTIONS[c.emotion]
         w = c.emotion_weight
 
         out = np.array([DEFAULTS[k] for k in PARAMS], np.float64)
@@ -374,6 +382,14 @@ class MotionGenerator:
         out[col("brow_raise")] = np.clip(0.5 * brow + 0.06 * n["brow"] + w * brow0, -1, 1)
         # lip corners lift a little with the same emphasis (an animated speaker, not a frozen smile)
         out[col("smile")] = np.clip(0.05 + 0.1 * brow + w * smile0 + 0.04 * n["smile"], -1, 1)
+        # cheeks lift with a smile and with emphasis (stressed syllables, pitch accents); the lids narrow a
+        # little on stressed syllables and with a smile, and widen when the brows go up on a pitch accent
+        stress = float(np.clip(nod / 3.0, 0.0, 1.0))
+        smiling = max(0.0, out[col("smile")] - 0.05)
+        out[col("cheek_raise")] = np.clip(0.45 * smiling + 0.3 * brow + 0.25 * stress + 0.04 * n["cheek"]
+                                          + w * cheek0, 0, 1)
+        out[col("lid_tension")] = np.clip(0.3 * smiling + 0.4 * stress - 0.5 * brow + 0.06 * n["lid"]
+                                          + w * lid0, -1, 1)
 
         blink = self._blink(pause)
         out[col("blink_l")] = out[col("blink_r")] = blink
