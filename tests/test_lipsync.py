@@ -88,6 +88,14 @@ def test_augment_keeps_timing():
 
 
 # ------------------------------------------------------------------------------------------------ model
+def test_inference_does_not_import_the_data_generator():
+    import subprocess
+    import sys
+    code = ("import sys, vasa_core.lipsync.model, vasa_core.mouth, vasa_core.stream; "
+            "sys.exit(int('vasa_core.lipsync.data' in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
 def test_features_and_pooling():
     x = np.random.default_rng(0).standard_normal(22050).astype(np.float32) * .1
     f = logmel(x, 22050)

@@ -45,6 +45,20 @@ def test_mouth_stream_equals_one_pass(pipeline256, default_audio):
         assert rows.shape == whole.shape and np.abs(rows - whole).max() < 1e-5
 
 
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
+def test_evaluated_mouth_equals_shipped_mouth_at_any_rate(pipeline256, default_audio, rate):
+    """`LearnedMouth.predict` (what the evaluation scores) and `MotionStream` (what renders) give the same mouth
+    at every common sample rate: one resampler (soxr) and one log-mel front end."""
+    from vasa_core.mouth import MOUTH_PARAMS
+    audio = load_audio(default_audio, sample_rate=rate)
+    stream = MotionStream(pipeline256.mouth, rate, 25)
+    rows = np.concatenate([stream.push(c) for c in _random_chunks(audio.samples, rate, 4000)] + [stream.finish()])
+    predicted = pipeline256.mouth.predict(audio.samples, rate, 25, len(rows))
+    shipped = rows[:, [PARAMS.index(k) for k in MOUTH_PARAMS]]
+    assert shipped.shape == predicted.shape and np.abs(shipped - predicted).max() < 1e-4
+    assert shipped[:, 0].max() > 0.3                       # it is speech: the jaw does open
+
+
 def test_streamed_motion_equals_offline_motion(pipeline256, speech48):
     controls = dict(seed=5, gaze=(4.0, -2.0), emotion="happy", emotion_weight=0.7, motion_scale=1.3)
     offline = pipeline256.motion(speech48, **controls)

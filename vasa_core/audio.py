@@ -3,6 +3,13 @@
 `load_audio` decodes any common container (wav, mp3, m4a/aac, ogg, flac; any sample rate; mono or stereo)
 with PyAV and returns mono float32 samples at 16 kHz. `extract_features` turns samples into per-10 ms
 features (log-mel, loudness, voicing, pitch) and `AudioFeatures.at_fps` resamples them to video frames.
+
+One resampler and one log-mel front end serve the whole engine (decoding, prosody, both mouth models, live
+streams, the lip-sync training data and its evaluation), so every path sees the same numbers:
+  - `resample_samples` / `resample_stream`: soxr, "HQ" quality; a stream fed in any chunks gives exactly the
+    samples of one call on the whole clip;
+  - `log_mel`: power spectra of 25 ms Hann windows centred every 10 ms on 16 kHz audio, a mel filter bank
+    (band count and range per consumer), natural log.
 """
 from __future__ import annotations
 
@@ -44,7 +51,7 @@ def peak(samples: np.ndarray) -> float:
 class AudioFeatures:
     """Per-10 ms audio features (100 frames per second).
 
-    mel:      (N, 80) log-mel energies (natural log of power, floor 1e-10)
+    mel:      (N, 80) log-mel energies (`log_mel`: natural log of power + 1e-9)
     loudness: (N,) RMS level in dBFS (about -100 for digital silence, 0 for full scale)
     voicing:  (N,) periodicity in [0, 1] (normalised autocorrelation peak in the 60-500 Hz lag range)
     pitch:    (N,) fundamental frequency in Hz, 0 where unvoiced
@@ -107,26 +114,38 @@ def iter_audio(source: str | Path | bytes, sample_rate: int = SAMPLE_RATE,
                 raise AudioError(f"{name} decodes to invalid (NaN) samples; it is probably corrupt.")
             yield np.clip(out, -1.0, 1.0)
 
+    def add(arr: np.ndarray) -> None:
+        nonlocal n_pending, total
+        if len(arr):
+            pending.append(arr)
+            n_pending += len(arr)
+            total += len(arr)
+
     try:
         with av.open(handle, mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
                 raise AudioError(f"{name} contains no audio track.")
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            # PyAV only converts to float mono at the file's own rate; the rate change is the engine's one
+            # resampler (soxr), so a file and the same audio streamed in pieces give the same samples
+            mixer = soxr_stream = None
             for frame in container.decode(container.streams.audio[0]):
-                for out in resampler.resample(frame):
+                if mixer is None:
+                    source_rate = int(frame.sample_rate)
+                    mixer = av.AudioResampler(format="flt", layout="mono", rate=source_rate)
+                    soxr_stream = resample_stream(source_rate, sample_rate)
+                for out in mixer.resample(frame):
                     arr = out.to_ndarray().reshape(-1)
-                    pending.append(arr)
-                    n_pending += len(arr)
-                    total += len(arr)
+                    add(soxr_stream.resample_chunk(arr, last=False) if soxr_stream else arr)
                     if total > (max_seconds + 1) * sample_rate:
                         raise AudioError(
                             f"{name} is longer than the limit of {max_seconds:.0f} s; please trim it.")
                 yield from ready(final=False)
-            for out in resampler.resample(None):
-                arr = out.to_ndarray().reshape(-1)
-                pending.append(arr)
-                n_pending += len(arr)
-                total += len(arr)
+            if mixer is not None:
+                for out in mixer.resample(None):
+                    arr = out.to_ndarray().reshape(-1)
+                    add(soxr_stream.resample_chunk(arr, last=False) if soxr_stream else arr)
+                if soxr_stream is not None:
+                    add(np.asarray(soxr_stream.resample_chunk(np.zeros(0, np.float32), last=True), np.float32))
             yield from ready(final=True)
     except AudioError:
         raise
@@ -217,13 +236,31 @@ class _Growing:
         return self._data[:self.size]
 
 
+RESAMPLE_QUALITY = "HQ"   # soxr quality used everywhere
+
+
+def resample_samples(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Mono float32 samples at another rate (soxr). Equal to `resample_stream` fed the same samples."""
+    x = np.asarray(x, np.float32).reshape(-1)
+    if int(sr_in) == int(sr_out) or len(x) == 0:
+        return x
+    import soxr
+    return np.asarray(soxr.resample(x, int(sr_in), int(sr_out), quality=RESAMPLE_QUALITY), np.float32)
+
+
+def resample_stream(sr_in: int, sr_out: int):
+    """A soxr stream resampler (`resample_chunk(x, last=False)`), or None when the rates are equal."""
+    if int(sr_in) == int(sr_out):
+        return None
+    import soxr
+    return soxr.ResampleStream(int(sr_in), int(sr_out), 1, dtype="float32", quality=RESAMPLE_QUALITY)
+
+
 def resample(audio: Audio, sample_rate: int = SAMPLE_RATE) -> Audio:
-    """The same audio at another sample rate (soxr via librosa)."""
+    """The same audio at another sample rate (`resample_samples`)."""
     if audio.sample_rate == sample_rate:
         return audio
-    import librosa
-    y = librosa.resample(audio.samples, orig_sr=audio.sample_rate, target_sr=sample_rate, res_type="soxr_hq")
-    return Audio(y.astype(np.float32), sample_rate)
+    return Audio(resample_samples(audio.samples, audio.sample_rate, sample_rate), sample_rate)
 
 
 def _frames(x: np.ndarray, win: int, hop: int, start: int, stop: int, offset: int = 0) -> np.ndarray:
@@ -237,14 +274,33 @@ def _frames(x: np.ndarray, win: int, hop: int, start: int, stop: int, offset: in
 BLOCK = 3000   # feature frames (30 s) computed at a time, so memory stays flat however long the audio
 
 
-_MEL_CACHE: dict[int, np.ndarray] = {}
+N_FFT = 512
+_MEL_CACHE: dict[tuple, np.ndarray] = {}
+_HANN = np.hanning(WIN).astype(np.float32)
 
 
-def _mel_basis(n_fft: int) -> np.ndarray:
-    if n_fft not in _MEL_CACHE:
+def mel_basis(n_mels: int = N_MELS, fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
+    """(n_mels, N_FFT // 2 + 1) float32 mel filter bank at 16 kHz (librosa's Slaney filters), cached."""
+    key = (int(n_mels), float(fmin), float(fmax))
+    if key not in _MEL_CACHE:
         import librosa
-        _MEL_CACHE[n_fft] = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=n_fft, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
-    return _MEL_CACHE[n_fft]
+        _MEL_CACHE[key] = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=int(n_mels), fmin=fmin,
+                                              fmax=fmax).astype(np.float32)
+    return _MEL_CACHE[key]
+
+
+def log_mel(x: np.ndarray, start: int, stop: int, offset: int = 0, n_mels: int = N_MELS, fmin: float = FMIN,
+            fmax: float = FMAX, eps: float = 1e-9) -> np.ndarray:
+    """The engine's one log-mel front end: frames `start..stop-1` (frame i = the 25 ms Hann window centred on
+    sample i*HOP) of a 16 kHz signal of which `x` holds the samples from index `offset` on (zeros outside);
+    log(mel power + eps), (stop - start, n_mels) float32. Computed BLOCK frames at a time (flat memory)."""
+    out = np.empty((max(0, stop - start), n_mels), np.float32)
+    basis = mel_basis(n_mels, fmin, fmax).T
+    for s in range(start, stop, BLOCK):
+        e = min(s + BLOCK, stop)
+        spec = np.abs(np.fft.rfft(_frames(x, WIN, HOP, s, e, offset) * _HANN, n=N_FFT)) ** 2
+        out[s - start:e - start] = np.log(spec.astype(np.float32) @ basis + np.float32(eps))
+    return out
 
 
 def _loudness(frames: np.ndarray) -> np.ndarray:
@@ -258,14 +314,11 @@ def extract_features(audio: Audio) -> AudioFeatures:
     audio = resample(audio, SAMPLE_RATE)
     x = audio.samples.astype(np.float32)
     n_frames = int(np.ceil(len(x) / HOP))
-    window = np.hanning(WIN).astype(np.float32)
     mel, loudness, voicing, pitch = [], [], [], []
     for start in range(0, n_frames, BLOCK):
         stop = min(start + BLOCK, n_frames)
-        frames = _frames(x, WIN, HOP, start, stop)
-        spec = np.abs(np.fft.rfft(frames * window, n=512)) ** 2          # log-mel over 25 ms Hann windows
-        mel.append(np.log(np.maximum(spec @ _mel_basis(512).T, 1e-10)).astype(np.float32))
-        loudness.append(_loudness(frames))
+        mel.append(log_mel(x, start, stop))
+        loudness.append(_loudness(_frames(x, WIN, HOP, start, stop)))
         v, f0 = _periodicity(x, start, stop)
         voicing.append(v)
         pitch.append(f0)

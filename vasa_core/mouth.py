@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, Audio, AudioFeatures, extract_features
+from .audio import SAMPLE_RATE, Audio, AudioFeatures, extract_features, resample_samples
 
 MOUTH_PARAMS = ("jaw_open", "lip_funnel", "lip_stretch", "lip_press",
                 "upper_lip_raise", "lower_lip_drop", "lower_lip_tuck", "tongue_show")
@@ -75,10 +75,8 @@ class AcousticMouth:
     name = "acoustic"
 
     def predict(self, samples: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
-        if sample_rate != SAMPLE_RATE:
-            import librosa
-            samples = librosa.resample(samples.astype(np.float32), orig_sr=sample_rate, target_sr=SAMPLE_RATE)
-        feats = extract_features(Audio(samples.astype(np.float32), SAMPLE_RATE))
+        samples = resample_samples(samples, sample_rate, SAMPLE_RATE)
+        feats = extract_features(Audio(samples, SAMPLE_RATE))
         return self.predict_features(feats, fps, num_frames)
 
     def predict_features(self, feats: AudioFeatures, fps: float, num_frames: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .audio import HOP, SAMPLE_RATE, ProsodyStream
+from .audio import HOP, SAMPLE_RATE, ProsodyStream, resample_stream
 from .motion import PARAMS, MotionControls, MotionGenerator, with_mouth
 
 FEATURE_RATE = SAMPLE_RATE / HOP    # 100 prosody frames per second
@@ -45,12 +45,10 @@ class MotionStream:
     """
 
     def __init__(self, mouth, sample_rate: int, fps: float = 25.0, controls: MotionControls = MotionControls()):
-        import soxr
         if not hasattr(mouth, "stream"):
             raise ValueError(f"The '{mouth.name}' mouth model cannot stream; use the learned lip-sync model.")
         self.fps, self.sample_rate, self.controls = float(fps), int(sample_rate), controls
-        self._resampler = (soxr.ResampleStream(self.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-                           if self.sample_rate != SAMPLE_RATE else None)
+        self._resampler = resample_stream(self.sample_rate, SAMPLE_RATE)   # the engine's one resampler
         self._prosody = ProsodyStream()
         self._mouth = mouth.stream(self.fps)
         self._motion = MotionGenerator(self.fps, controls)

@@ -24,13 +24,13 @@ import shutil
 import subprocess
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import scipy.signal as sps
 import soundfile as sf
 
+from ..audio import resample_samples
 from . import phonemes as P
 
 # ------------------------------------------------------------------------------------------------ text
@@ -245,10 +245,8 @@ def singify(rows, rng, bpm=None):
 
 # ------------------------------------------------------------------------------------------------ augmentation
 def resample(x, sr_in, sr_out):
-    if sr_in == sr_out:
-        return x.astype(np.float32)
-    f = Fraction(int(sr_out), int(sr_in)).limit_denominator(2000)
-    return sps.resample_poly(x, f.numerator, f.denominator).astype(np.float32)
+    """The engine's one resampler (soxr), so training audio is resampled exactly as at inference."""
+    return resample_samples(np.asarray(x, np.float32), int(sr_in), int(sr_out))
 
 
 def _colored_noise(rng, n):

@@ -132,8 +132,8 @@ class SphinxMouth:
                                         beam=1e-10, pbeam=1e-10, loglevel="FATAL")
 
     def segments(self, samples, sample_rate):
-        from .data import resample
-        x = resample(np.asarray(samples, np.float32), sample_rate, 16000)
+        from ..audio import resample_samples
+        x = resample_samples(samples, sample_rate, 16000)
         self.dec.start_utt()
         self.dec.process_raw((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
         self.dec.end_utt()

@@ -1,6 +1,7 @@
 """The learned audio -> mouth model.
 
-Features: log-mel, 40 bands 50-7600 Hz, 16 kHz, 25 ms Hann window centred every 10 ms.
+Features: the engine's one front end (`vasa_core.audio`: soxr to 16 kHz, `log_mel` with 40 bands 50-7600 Hz,
+25 ms Hann windows centred every 10 ms).
 Network: a small temporal convolution network (residual dilated 1-D convolutions).  The first three blocks
 are centred (look 1+2+4 = 7 frames ahead), the rest are causal, so the total lookahead is 70 ms of frames +
 12.5 ms of analysis window = 82.5 ms (<= 100 ms: it can stream), and it sees ~0.7 s of the past.
@@ -9,7 +10,6 @@ Outputs the eight mouth parameters (sigmoid) at 100 Hz plus viseme-class logits 
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -17,47 +17,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..audio import HOP as FEAT_HOP, SAMPLE_RATE as FEAT_SR, WIN, log_mel, resample_samples
 from .phonemes import MOUTH_PARAMS, NP, VISEMES, PRS, TUCK, TNG
 
-FEAT_SR = 16000
-FEAT_HOP = 160
 FEAT_HOP_S = FEAT_HOP / FEAT_SR
-N_FFT = 512
-WIN = 400
 N_MELS = 40
+MEL_RANGE = (50.0, 7600.0)
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "lipsync.pt"
 
 
-@lru_cache(maxsize=1)
-def _mel_fb():
-    import librosa
-    return librosa.filters.mel(sr=FEAT_SR, n_fft=N_FFT, n_mels=N_MELS, fmin=50, fmax=7600).astype(np.float32)
-
-
-def _to16k(x, sr):
-    from .data import resample
-    return resample(np.asarray(x, np.float32), int(sr), FEAT_SR)
-
-
 def _logmel_range(x: np.ndarray, start: int, stop: int, offset: int = 0) -> np.ndarray:
-    """Log-mel frames start..stop-1 of a 16 kHz signal of which `x` holds the samples from index `offset`
-    on (zero outside): frame t is the 512-sample window centred on sample t*160 (400-sample Hann)."""
-    w = np.zeros(N_FFT, np.float32)
-    w[(N_FFT - WIN) // 2:(N_FFT - WIN) // 2 + WIN] = np.hanning(WIN)
-    out = np.empty((max(0, stop - start), N_MELS), np.float32)
-    for s in range(start, stop, 3000):   # 30 s at a time: memory stays flat however long the audio
-        e = min(s + 3000, stop)
-        idx = np.arange(N_FFT)[None] + FEAT_HOP * np.arange(s, e)[:, None] - N_FFT // 2 - offset
-        valid = (idx >= 0) & (idx < len(x))
-        frames = np.where(valid, x[np.clip(idx, 0, max(len(x) - 1, 0))], 0.0).astype(np.float32)
-        spec = np.abs(np.fft.rfft(frames * w, axis=1)) ** 2
-        out[s - start:e - start] = np.log(spec.astype(np.float32) @ _mel_fb().T + 1e-9)
-    return out
+    """The model's features: `vasa_core.audio.log_mel` frames start..stop-1 with 40 bands, 50-7600 Hz."""
+    return log_mel(x, start, stop, offset, n_mels=N_MELS, fmin=MEL_RANGE[0], fmax=MEL_RANGE[1], eps=1e-9)
 
 
 def logmel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(T, 40) float32; frame t is centred at t * 10 ms."""
-    x = _to16k(samples, sample_rate)
+    """(T, 40) float32; frame t is centred at t * 10 ms (audio resampled to 16 kHz by the engine's soxr)."""
+    x = resample_samples(samples, int(sample_rate), FEAT_SR)
     n = int(np.ceil(len(x) / FEAT_HOP)) if len(x) else 0
     return _logmel_range(x, 0, n)
 
@@ -174,7 +150,10 @@ class LearnedMouth:
 
     @torch.inference_mode()
     def predict_100hz(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        f = logmel(dither(samples), sample_rate)
+        """Network output (T, 8) at 100 Hz: soxr to 16 kHz, the fixed dither, log-mel, the network (the same
+        steps, in the same order, as `MouthStream` on audio that arrives in pieces)."""
+        x = dither(resample_samples(samples, int(sample_rate), FEAT_SR))
+        f = _logmel_range(x, 0, int(np.ceil(len(x) / FEAT_HOP)) if len(x) else 0)
         if len(f) == 0:
             return np.zeros((0, NP), np.float32)
         # in chunks of 30 s with enough context on both sides that the result equals one pass over the whole
@@ -223,11 +202,11 @@ class MouthStream:
     def _step(self, final: bool, num_frames: int | None = None) -> np.ndarray:
         # 1. log-mel frames whose 512-sample window has arrived (all of them at the end, zero-padded)
         n_mel = self._f0 + len(self._feats)
-        stop = int(np.ceil(self._total / FEAT_HOP)) if final else max(0, (self._total - N_FFT // 2) // FEAT_HOP + 1)
+        stop = int(np.ceil(self._total / FEAT_HOP)) if final else max(0, (self._total - WIN // 2) // FEAT_HOP + 1)
         if stop > n_mel:
             new = _logmel_range(self._x, n_mel, stop, self._x0)
             self._feats = np.concatenate([self._feats, new])
-            keep = max(0, stop * FEAT_HOP - N_FFT // 2 - self._x0)
+            keep = max(0, stop * FEAT_HOP - WIN // 2 - self._x0)
             self._x, self._x0 = self._x[keep:], self._x0 + keep
         n_mel = self._f0 + len(self._feats)
         # 2. network outputs that no longer depend on audio still to come
