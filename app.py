@@ -1,114 +1,442 @@
-"""The Gradio demo. It only wires widgets to the safety gate and `TalkingFacePipeline`; every stage lives in
+"""The Gradio demo. It only wires widgets to the safety layer and `TalkingFacePipeline`; every stage lives in
 vasa_core/ and safety/.
 
     make demo            # or: .venv/bin/python app.py   -> http://127.0.0.1:7860
 
-Tabs: Generate (consent + likeness gate, then generation; every clip watermarked, signed and logged),
-Detect (watermark + C2PA manifest + audit record of any clip), Responsible AI (what this demo does and why).
-Environment: VASA_PORT, VASA_HOST, VASA_MAX_AUDIO_S (default 60), VASA_LABEL (visible label, default 1),
-VASA_DATA_DIR (audit log, gallery, demo certificate).
+Tabs: Generate (consent + likeness gate, then generation; every clip watermarked, signed and logged), Live
+(microphone in, talking portrait out while you speak, same gate), Detect (watermark, content credential and the
+deepfake detector, public facts only), Detector report, Responsible AI.
+
+Hosting knobs (environment variables, safe defaults: README "Hosting", `safety.limits.HostLimits`): VASA_HOST,
+VASA_PORT, VASA_DATA_DIR, VASA_LABEL, VASA_QUEUE_SIZE, VASA_CLIENT_CONCURRENT, VASA_CLIENT_PER_MINUTE,
+VASA_MAX_UPLOAD_MB, VASA_MAX_AUDIO_S, VASA_MAX_IMAGE_MP, VASA_MAX_SIZE, VASA_GENERATE_TIMEOUT_S,
+VASA_DETECT_TIMEOUT_S, VASA_DETECT_MAX_MP, VASA_DETECT_MAX_FRAMES, VASA_OUTPUT_TTL_S, VASA_CLEAN_EVERY_S,
+VASA_TRUST_PROXY, VASA_FRAME_ANCESTORS.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import math
 import os
-import tempfile
+import queue
+import threading
 import time
+import uuid
 from pathlib import Path
+
+from safety.datadir import data_dir
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+PUBLIC_DIR = data_dir() / "public"                        # what may be served: results and Gradio's cache
+OUT_DIR = PUBLIC_DIR / "outputs"
+os.environ.setdefault("GRADIO_TEMP_DIR", str(PUBLIC_DIR / "gradio"))
 
 import gradio as gr  # noqa: E402
 import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
 
+from safety.audit import AuditLog  # noqa: E402
 from safety.consent import CONSENT_CHOICES, CONSENT_PUBLIC_DOMAIN  # noqa: E402
 from safety.gate import check_request  # noqa: E402
+from safety.limits import HostLimits, JobTimeout, run_with_timeout  # noqa: E402
+from safety.widgets import Choice, IntChoice, RawAudio, RawImage, RawVideo  # noqa: E402
 from vasa_core import InputError, TalkingFacePipeline, __version__  # noqa: E402
 from vasa_core.motion import EMOTIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_IMAGE = str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
 DEFAULT_AUDIO = str(ROOT / "assets" / "default_speech.ogg")
-MAX_AUDIO_S = float(os.environ.get("VASA_MAX_AUDIO_S", "60"))
+LIMITS = HostLimits.from_env()
+MAX_AUDIO_S = LIMITS.audio_s
 LABEL = os.environ.get("VASA_LABEL", "1") != "0"
-OUT_DIR = Path(tempfile.gettempdir()) / "vasa_outputs"
+SIZES = [s for s in (256, 384, 512, 768, 1024) if s <= LIMITS.max_size]
+JOB_APIS = ("generate", "detect", "live_start")            # the events the per-client limits count
 log = logging.getLogger("vasa.app")
 
 _PIPELINES: dict[int, TalkingFacePipeline] = {}
+_PIPELINE_LOCK = threading.Lock()
 
 
 def pipeline(size: int) -> TalkingFacePipeline:
-    if size not in _PIPELINES:
-        _PIPELINES[size] = TalkingFacePipeline(size=size)
-    return _PIPELINES[size]
+    with _PIPELINE_LOCK:
+        if size not in _PIPELINES:
+            _PIPELINES[size] = TalkingFacePipeline(size=size)
+        return _PIPELINES[size]
+
+
+def refuse(sentence: str) -> gr.Error:
+    """A refusal for the visitor: one sentence, no traceback in the server log."""
+    return gr.Error(sentence, print_exception=False)
+
+
+def _number(value, name: str, lo: float, hi: float) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise refuse(f"The {name} must be a number.") from None
+    if not math.isfinite(x) or not lo <= x <= hi:
+        raise refuse(f"The {name} must lie between {lo:g} and {hi:g}.")
+    return x
+
+
+def _controls(size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale) -> tuple[int, dict]:
+    """The generation controls, checked: (size, controls for the pipeline). Refuses in one sentence."""
+    if size not in SIZES:
+        raise refuse(f"The output size must be one of {', '.join(map(str, SIZES))} pixels.")
+    if emotion not in EMOTIONS:
+        raise refuse(f"The emotion must be one of: {', '.join(EMOTIONS)}.")
+    return int(size), dict(seed=int(_number(seed, "seed", 0, 2 ** 31 - 1)),
+                           gaze=(_number(gaze_x, "gaze left/right", -20, 20), _number(gaze_y, "gaze down/up", -15, 15)),
+                           distance=_number(distance, "head distance", 0.5, 2.0), emotion=emotion,
+                           emotion_weight=_number(emotion_weight, "emotion intensity", 0, 1),
+                           motion_scale=_number(motion_scale, "head motion", 0, 2))
+
+
+def _face_index(face_index) -> int | None:
+    if face_index in (None, ""):
+        return None
+    i = int(_number(face_index, "face number", -1, 999))
+    return None if i < 0 else i
+
+
+def _finish(request_id: str, outcome: str, detail: str | None = None) -> None:
+    try:
+        AuditLog().finish(request_id, outcome, detail)
+    except Exception:
+        log.exception("could not record the outcome of %s", request_id)
+
+
+# ------------------------------------------------------------------------------------------------ Generate
+_SPEED = {256: 120.0, 384: 80.0, 512: 50.0, 768: 25.0, 1024: 14.0}     # frames/s guesses, updated as jobs run
+
+
+def _ticker(progress, start: float, frac0: float, frac1: float, seconds: float, stop: threading.Event) -> None:
+    """Move the progress bar from frac0 to frac1 over an estimated `seconds`, with the time left."""
+    while not stop.wait(0.5):
+        done = min(0.97, (time.perf_counter() - start) / max(seconds, 0.1))
+        left = max(0.0, seconds - (time.perf_counter() - start))
+        progress(frac0 + (frac1 - frac0) * done, desc=f"Rendering, watermarking, signing (about {left:.0f} s left)")
 
 
 def generate(image, audio, consent, name, selfie, face_index, size, seed, gaze_x, gaze_y, distance, emotion,
              emotion_weight, motion_scale, progress=gr.Progress()):
     """Generate tab: gate (validation, consent, likeness), then portrait + audio + controls -> video.
 
-    Returns (video path, status text). Every refusal and error becomes a one-sentence message.
-    """
+    Returns (video path, status text). Every refusal and error becomes a one-sentence message."""
     if not image:
-        raise gr.Error("Please upload a portrait (JPEG, PNG or WebP).")
+        raise refuse("Please upload a portrait (JPEG, PNG or WebP).")
     if not audio:
-        raise gr.Error("Please upload or record an audio clip (speech or singing).")
-    t0 = time.perf_counter()
+        raise refuse("Please upload or record an audio clip (speech or singing).")
+    size, controls = _controls(size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale)
+    face = _face_index(face_index)
+    progress(0.02, desc="Safety check: files, consent, likeness")
+    decision = check_request(image, audio, consent, name, selfie=selfie or None, face_index=face,
+                             max_audio_s=MAX_AUDIO_S, max_image_mp=LIMITS.image_mp)
+    if not decision.allowed:
+        raise refuse(decision.reason)
     try:
-        progress(0.02, desc="Safety check")
-        face = int(face_index) if face_index not in (None, "") and int(face_index) >= 0 else None
-        decision = check_request(image, audio, consent, name, selfie=selfie or None, face_index=face,
-                                 max_audio_s=MAX_AUDIO_S)
-        if not decision.allowed:
-            raise gr.Error(decision.reason)
-        face_box = None
-        if decision.chosen_face is not None and decision.faces:
-            face_box = tuple(decision.faces[decision.chosen_face]["box"])
-        rgb = decision.image.rgb                     # the validated, re-encoded pixels: nothing else is used
-        pipe = pipeline(int(size))
-        progress(0.1, desc="Analysing the portrait")
-        pipe.prepare(rgb, face_box)
-        progress(0.2, desc="Reading the audio")
-        clip = pipe.load_audio(audio, max_seconds=MAX_AUDIO_S)
-        progress(0.3, desc="Generating motion")
-        motion = pipe.motion(clip, seed=int(seed), gaze=(float(gaze_x), float(gaze_y)), distance=float(distance),
-                             emotion=emotion, emotion_weight=float(emotion_weight), motion_scale=float(motion_scale))
-        progress(0.4, desc="Rendering, watermarking, signing")
-        OUT_DIR.mkdir(parents=True, exist_ok=True)
-        out = pipe.write(rgb, clip, OUT_DIR / f"talking_{int(time.time() * 1000)}.mp4", motion=motion,
-                         face_box=face_box, request_id=decision.request_id, label=LABEL)
-    except gr.Error:
-        raise
+        out, frames, clip, dt, mouth = run_with_timeout(
+            lambda: _generate(decision, audio, size, controls, progress), LIMITS.generate_timeout_s)
+    except JobTimeout:
+        _finish(decision.request_id, "timed_out", f"over {LIMITS.generate_timeout_s:g} s")
+        raise refuse(f"The video took longer than the {LIMITS.generate_timeout_s:g} s this demo allows, so it "
+                     "was stopped; please try a shorter clip or a smaller size.") from None
     except InputError as exc:
-        raise gr.Error(str(exc)) from None
+        _finish(decision.request_id, "failed", str(exc))
+        raise refuse(str(exc)) from None
     except Exception:  # never a traceback in the UI; the log keeps it for the operator
         log.exception("generation failed")
-        raise gr.Error("Something went wrong while generating the video. Please try another portrait or "
-                       "audio clip; the operator's log has the details.") from None
-    dt = time.perf_counter() - t0
+        _finish(decision.request_id, "failed", "internal error")
+        raise refuse("Something went wrong while generating the video. Please try another portrait or audio "
+                     "clip; the operator's log has the details.") from None
+    _finish(decision.request_id, "finished")
     selfie_note = ""
     if decision.selfie is not None:
         selfie_note = f" Selfie check: {'match' if decision.selfie.match else 'no match'}."
-    status = (f"{len(motion)} frames ({clip.duration:.1f} s of audio) in {dt:.1f} s - "
-              f"{clip.duration / dt:.2f}x real time; mouth model: {pipe.mouth.name}. Watermark id {out.payload}, "
-              f"C2PA manifest signed with the demo certificate, request {decision.request_id}.{selfie_note}")
+    status = (f"{frames} frames ({clip.duration:.1f} s of audio) in {dt:.1f} s - {clip.duration / dt:.2f}x real "
+              f"time; mouth model: {mouth}. Watermark id {out.payload}, C2PA manifest signed with the demo "
+              f"certificate, request {decision.request_id}.{selfie_note}")
     return str(out.path), status
 
 
-def detect(clip):
-    """Detect tab: watermark, C2PA manifest and audit record of an uploaded clip."""
-    if not clip:
-        raise gr.Error("Please upload a video clip to check.")
+def _generate(decision, audio, size: int, controls: dict, progress):
+    t0 = time.perf_counter()
+    face_box = None
+    if decision.chosen_face is not None and decision.faces:
+        face_box = tuple(decision.faces[decision.chosen_face]["box"])
+    rgb = decision.image.rgb                     # the validated, re-encoded pixels: nothing else is used
+    pipe = pipeline(size)
+    progress(0.1, desc="Analysing the portrait")
+    pipe.prepare(rgb, face_box)
+    progress(0.2, desc="Reading the audio")
+    clip = pipe.load_audio(audio, max_seconds=MAX_AUDIO_S)
+    progress(0.3, desc="Generating motion from the voice")
+    motion = pipe.motion(clip, **controls)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    start, stop = time.perf_counter(), threading.Event()
+    eta = len(motion) / _SPEED.get(size, 50.0)
+    progress(0.4, desc=f"Rendering, watermarking, signing (about {eta:.0f} s left)")
+    tick = threading.Thread(target=_ticker, args=(progress, start, 0.4, 0.98, eta, stop), daemon=True)
+    tick.start()
     try:
-        from safety.verify import verify
-        report = verify(clip)
+        out = pipe.write(rgb, clip, OUT_DIR / f"talking_{uuid.uuid4().hex[:12]}.mp4", motion=motion,
+                         face_box=face_box, request_id=decision.request_id, label=LABEL)
+    finally:
+        stop.set()
+    took = time.perf_counter() - start
+    _SPEED[size] = 0.5 * _SPEED.get(size, 50.0) + 0.5 * len(motion) / max(took, 1e-3)
+    return out, len(motion), clip, time.perf_counter() - t0, pipe.mouth.name
+
+
+# ------------------------------------------------------------------------------------------------ Detect
+def _lower_priority() -> None:
+    """Detect runs at a lower CPU priority than generation and live streams (Linux: per-thread nice)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
+_DETECT_POOL = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vasa-detect", initializer=_lower_priority)
+
+
+def _detector():
+    """The issue-12 deepfake detector (safety.detector), or None while it is not installed."""
+    try:
+        from safety import detector
+    except ImportError:
+        return None
+    return detector if hasattr(detector, "detect") else None
+
+
+def _clip_facts(path: str) -> tuple[int, int, float]:
+    """(width, height, seconds) of a video file from its header; refuses what is not a readable video."""
+    import av
+    try:
+        with av.open(path) as c:
+            if not c.streams.video:
+                raise refuse("The file has no video track; please upload a video clip (MP4, WebM, MOV).")
+            v = c.streams.video[0]
+            seconds = float(c.duration / 1e6) if c.duration else 0.0
+            return int(v.codec_context.width or 0), int(v.codec_context.height or 0), seconds
+    except gr.Error:
+        raise
     except Exception:
-        log.exception("verify failed")
-        raise gr.Error("The clip could not be checked; it may not be a readable video file.") from None
-    return report.summary(), report.to_dict()
+        raise refuse("The clip could not be read; it may not be a video file, or it is damaged.") from None
 
 
+def detect(clip):
+    """Detect tab: is this clip one of ours (watermark, content credential) and does it look generated (the
+    detector)? Shows public facts only."""
+    if not clip:
+        raise refuse("Please upload a video clip to check.")
+    w, h, _ = _clip_facts(clip)
+    if w * h > LIMITS.detect_max_mp * 1e6:
+        raise refuse(f"The clip's frames are too large ({w}x{h}); the limit here is {LIMITS.detect_max_mp:g} "
+                     "megapixels a frame. Please scale it down and try again.")
+
+    def job():
+        from safety.verify import verify
+        report = verify(clip, max_frames=LIMITS.detect_max_frames)
+        view = report.public_view()
+        text = report.public_summary()
+        det = _detector()
+        try:
+            res = det.detect(clip, check_watermark=False) if det is not None else None
+        except JobTimeout:
+            raise
+        except Exception as exc:
+            ours = type(exc).__module__ == "safety.detector"      # e.g. its model is not installed
+            log.warning("the deepfake detector failed: %s", exc, exc_info=not ours)
+            res = None
+        if res is not None:
+            view["detector"] = {"verdict": res.verdict, "fake_score": round(float(res.fake_score), 3),
+                                "forensic_score": None if res.forensic_score is None else
+                                round(float(res.forensic_score), 3),
+                                "cues": res.cues, "seconds": round(float(res.seconds), 2)}
+            text += f"\ndetector: {res.verdict} (fake score {res.fake_score:.2f})"
+        else:
+            view["detector"] = None
+            text += "\ndetector: not available on this server"
+        return text, view
+
+    try:
+        return _DETECT_POOL.submit(run_with_timeout, job, LIMITS.detect_timeout_s).result()
+    except JobTimeout:
+        raise refuse(f"Checking the clip took longer than the {LIMITS.detect_timeout_s:g} s this demo allows; "
+                     "please try a shorter clip.") from None
+    except gr.Error:
+        raise
+    except Exception:
+        log.exception("detect failed")
+        raise refuse("The clip could not be checked; it may not be a readable video file.") from None
+
+
+_REPORT: dict = {}
+
+
+def detector_report():
+    """Detector report tab: the detector's evaluation (markdown + figures), computed once."""
+    det = _detector()
+    if det is None or not hasattr(det, "report"):
+        return "The deepfake detector is not installed on this server yet.", []
+    if "md" not in _REPORT:
+        try:
+            md, figures = det.report()
+        except Exception:
+            log.exception("detector report failed")
+            return "The detector report could not be produced; the operator's log has the details.", []
+        paths = []
+        folder = PUBLIC_DIR / "report"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, fig in enumerate(figures):
+            p = folder / f"figure_{i}.png"
+            fig.savefig(p, dpi=100, bbox_inches="tight")
+            paths.append(str(p))
+        _REPORT.update(md=md, paths=paths)
+    return _REPORT["md"], list(_REPORT["paths"])
+
+
+# ------------------------------------------------------------------------------------------------ Live
+class LiveSession:
+    """One live stream: microphone chunks in (any rate), watermarked frames out on a worker thread.
+
+    The latency shown is, for the newest frame, the time from the arrival of the audio it shows (frame i shows
+    audio time i/25 s) to the frame being ready on the server (the browser adds its own delay on top)."""
+
+    def __init__(self, pipe: TalkingFacePipeline, rgb: np.ndarray, face_box, request_id: str, controls: dict,
+                 max_seconds: float):
+        self.pipe, self.rgb, self.face_box, self.request_id = pipe, rgb, face_box, request_id
+        self.controls, self.max_seconds = controls, max_seconds
+        self.chunks: queue.Queue = queue.Queue()
+        self.rate: int | None = None
+        self.received = 0                          # samples
+        self.arrivals: list[tuple[int, float]] = []  # (samples received so far, perf_counter) per chunk
+        self.latest: np.ndarray | None = None
+        self.latency_ms: list[float] = []
+        self.frames = 0
+        self.payload: str | None = None
+        self.error: str | None = None
+        self.thread: threading.Thread | None = None
+        self.started = time.perf_counter()
+
+    def push(self, rate: int, samples: np.ndarray) -> None:
+        x = np.asarray(samples)
+        if x.dtype.kind in "iu":
+            x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
+        x = x.astype(np.float32)
+        if x.ndim == 2:
+            x = x.mean(axis=1)
+        if self.rate is None:
+            self.rate = int(rate)
+            self.thread = threading.Thread(target=self._run, name="vasa-live", daemon=True)
+            self.thread.start()
+        self.received += len(x)
+        self.arrivals.append((self.received, time.perf_counter()))
+        self.chunks.put(x)
+
+    @property
+    def seconds(self) -> float:
+        return self.received / self.rate if self.rate else 0.0
+
+    def _audio(self):
+        while True:
+            x = self.chunks.get()
+            if x is None:
+                return
+            yield x
+
+    def _run(self) -> None:
+        from safety.watermark import payload_hex
+        try:
+            stream = self.pipe.stream(self.rgb, self._audio(), sample_rate=self.rate, face_box=self.face_box,
+                                      label=LABEL, **self.controls)
+            self.payload = payload_hex(stream.payload)
+            AuditLog().update(self.request_id, watermark_payload=self.payload)
+            for i, frame in enumerate(stream):
+                need = (i / stream.fps) * self.rate
+                arrived = next((t for n, t in self.arrivals if n >= need), None)
+                if arrived is not None:
+                    self.latency_ms.append(1000 * (time.perf_counter() - arrived))
+                self.latest, self.frames = frame, i + 1
+        except Exception as exc:
+            log.exception("live stream failed")
+            self.error = str(exc) if isinstance(exc, InputError) else "The live stream stopped because of an error."
+
+    def close(self) -> None:
+        self.chunks.put(None)
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+    def status(self) -> str:
+        if self.error:
+            return self.error
+        if not self.latency_ms:
+            return "Listening... speak into the microphone."
+        recent = sorted(self.latency_ms[-25:])
+        return (f"Live: {self.frames} frames, {self.seconds:.1f} s of audio; delay from your voice to its frame: "
+                f"{recent[len(recent) // 2]:.0f} ms (median of the last second); watermark id {self.payload}.")
+
+
+_LIVE: dict[str, LiveSession] = {}
+
+
+def live_start(image, consent, name, size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale,
+               request: gr.Request):
+    """Live tab, "Start": the same gate as Generate (no audio yet), then a session waiting for the microphone."""
+    if not image:
+        raise refuse("Please upload a portrait (JPEG, PNG or WebP).")
+    size, controls = _controls(size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale)
+    decision = check_request(image, None, consent, name, live=True, max_audio_s=MAX_AUDIO_S,
+                             max_image_mp=LIMITS.image_mp)
+    if not decision.allowed:
+        raise refuse(decision.reason)
+    face_box = None
+    if decision.chosen_face is not None and decision.faces:
+        face_box = tuple(decision.faces[decision.chosen_face]["box"])
+    key = request.session_hash or uuid.uuid4().hex
+    old = _LIVE.pop(key, None)
+    if old is not None:
+        old.close()
+    if len(_LIVE) >= 2:
+        _finish(decision.request_id, "refused", "too many live sessions")
+        raise refuse("Two live sessions are running already, the most this demo allows; please try again soon.")
+    pipe = pipeline(size)
+    pipe.prepare(decision.image.rgb, face_box)
+    _LIVE[key] = LiveSession(pipe, decision.image.rgb, face_box, decision.request_id, controls, MAX_AUDIO_S)
+    return ("Safety check passed. Press record and speak: the portrait answers while you talk "
+            f"(at most {MAX_AUDIO_S:g} s).")
+
+
+def live_chunk(chunk, request: gr.Request):
+    """Live tab, every microphone chunk: audio in, the newest frame and the delay out."""
+    session = _LIVE.get(request.session_hash or "")
+    if session is None:
+        return gr.skip(), "Press \"Start live session\" first (it runs the safety check)."
+    if chunk is None:
+        return gr.skip(), session.status()
+    if session.seconds >= session.max_seconds:
+        live_stop(request)
+        return gr.skip(), f"The live session reached its {session.max_seconds:g} s limit and was stopped."
+    rate, samples = chunk
+    session.push(int(rate), samples)
+    frame = session.latest
+    return (frame if frame is not None else gr.skip()), session.status()
+
+
+def live_stop(request: gr.Request):
+    session = _LIVE.pop(request.session_hash or "", None)
+    if session is None:
+        return gr.skip()
+    session.close()
+    _finish(session.request_id, "finished" if not session.error else "failed",
+            f"live: {session.frames} frames, {session.seconds:.1f} s")
+    return session.status().replace("Live:", "Finished:")
+
+
+# ------------------------------------------------------------------------------------------------ layout
 RESPONSIBLE_AI = """
 ## Responsible AI
 **What this is.** A research demo of audio-driven talking faces (in the spirit of Microsoft's VASA-1). It can
@@ -117,12 +445,13 @@ make a real person appear to say things they never said. It runs offline; nothin
 **Before anything is generated** every request passes one gate: the files are checked by content and re-encoded;
 you must say whose face it is and type your name; every face in the picture is compared with a gallery of
 protected people kept by the operator (a match refuses the request without saying who); the request is written
-to an append-only audit log (hashes only, never the images).
+to an append-only audit log (hashes only, never the images). The live mode passes the same gate.
 
-**Every output** carries an invisible watermark (a random id that keys the audit log, recoverable after
-re-encoding, scaling, cropping and cutting), a signed C2PA content credential that says it was made by an AI
-generator (signed with this demo's own certificate, so viewers will call the signer untrusted), and, in this
-hosted demo, a visible "AI-generated" label. The Detect tab and `python -m safety verify CLIP` check any clip.
+**Every output** carries an invisible watermark keyed with this installation's secret (a random id that keys
+the audit log, recoverable after re-encoding, scaling, cropping and cutting), a signed C2PA content credential
+that says it was made by an AI generator (signed with this demo's own certificate, so viewers will call the
+signer untrusted), and, in this hosted demo, a visible "AI-generated" label. The Detect tab and
+`python -m safety verify CLIP` check any clip; the Detect tab shows only public facts (never who made it).
 
 **Limits, honestly.** Likeness screening only knows the people in its gallery and was measured on very few
 identities; a watermark can be destroyed by heavy processing; a detector score is evidence, not proof. Do not
@@ -131,54 +460,100 @@ use this to deceive, harass, or impersonate anyone.
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="VASA studio: talking portraits") as demo:
+    with gr.Blocks(title="VASA studio: talking portraits",
+                   delete_cache=(int(LIMITS.clean_every_s), int(LIMITS.output_ttl_s))) as demo:
         gr.Markdown(f"# Talking portrait studio (v{__version__})\nOne portrait + one speech or singing clip "
                     "-> a talking-head video, generated on this machine. The default example animates "
                     "Grace Hopper's public-domain US Navy portrait with speech this project synthesised.")
         with gr.Tab("Generate"):
             with gr.Row():
                 with gr.Column():
-                    image = gr.Image(label="Portrait", type="filepath", value=DEFAULT_IMAGE, height=320)
-                    audio = gr.Audio(label="Speech or singing", type="filepath", value=DEFAULT_AUDIO)
-                    consent = gr.Radio(list(CONSENT_CHOICES), value=CONSENT_PUBLIC_DOMAIN,
-                                       label="Whose face is this? (required)")
+                    image = RawImage(label="Portrait", type="filepath", value=DEFAULT_IMAGE, height=320,
+                                     elem_id="portrait")
+                    audio = RawAudio(label="Speech or singing", type="filepath", value=DEFAULT_AUDIO,
+                                     elem_id="speech")
+                    consent = Choice(list(CONSENT_CHOICES), value=CONSENT_PUBLIC_DOMAIN,
+                                     label="Whose face is this? (required)", elem_id="consent")
                     name = gr.Textbox(label="Your name (required, recorded in the audit log)",
-                                      value="Demo visitor")
+                                      value="Demo visitor", elem_id="name")
                     with gr.Accordion("Verify it's me (optional): a selfie or second photo of you", open=False):
-                        selfie = gr.Image(label="Selfie", type="filepath", sources=["upload", "webcam"], height=200)
+                        selfie = RawImage(label="Selfie", type="filepath", sources=["upload", "webcam"], height=200)
                     face_index = gr.Number(value=-1, precision=0,
                                            label="Face to animate in a group photo (0 = leftmost; -1 = only face)")
                     with gr.Accordion("Controls", open=False):
-                        size = gr.Dropdown([256, 384, 512, 768, 1024], value=512, label="Output size (pixels)")
+                        size = IntChoice(SIZES, value=min(512, SIZES[-1]), label="Output size (pixels)",
+                                         elem_id="size")
                         seed = gr.Number(value=0, precision=0, label="Seed (same seed, same motion)")
                         gaze_x = gr.Slider(-20, 20, value=0, step=1, label="Gaze left/right (degrees)")
                         gaze_y = gr.Slider(-15, 15, value=0, step=1, label="Gaze down/up (degrees)")
                         distance = gr.Slider(0.7, 1.4, value=1.0, step=0.05, label="Head distance (1 = as framed)")
-                        emotion = gr.Dropdown(list(EMOTIONS), value="neutral", label="Emotion")
+                        emotion = Choice(list(EMOTIONS), value="neutral", label="Emotion")
                         emotion_weight = gr.Slider(0, 1, value=0.6, step=0.05, label="Emotion intensity")
                         motion_scale = gr.Slider(0, 2, value=1.0, step=0.1, label="Head motion (0 = still)")
-                    button = gr.Button("Generate", variant="primary")
+                    button = gr.Button("Generate", variant="primary", elem_id="generate")
                 with gr.Column():
-                    video = gr.Video(label="Result", autoplay=True)
-                    status = gr.Textbox(label="Status", interactive=False)
-            button.click(generate, [image, audio, consent, name, selfie, face_index, size, seed, gaze_x, gaze_y,
-                                    distance, emotion, emotion_weight, motion_scale], [video, status],
-                         api_name="generate")
-        with gr.Tab("Detect"):
-            gr.Markdown("Check any clip for this product's invisible watermark, its C2PA content credential and "
-                        "this installation's audit record.")
-            clip = gr.Video(label="Clip to check")
-            check = gr.Button("Check")
-            verdict = gr.Textbox(label="Verdict", interactive=False)
+                    video = gr.Video(label="Result", autoplay=True, elem_id="result")
+                    status = gr.Textbox(label="Status", interactive=False, elem_id="status")
+            controls = [size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale]
+            button.click(generate, [image, audio, consent, name, selfie, face_index] + controls, [video, status],
+                         api_name="generate", concurrency_id="generate", concurrency_limit=1)
+        with gr.Tab("Live", elem_id="live-tab"):
+            gr.Markdown("Speak into your microphone: the portrait on the left of the Generate tab talks back while "
+                        "you speak. The same safety check runs first; frames are watermarked and labelled.")
+            with gr.Row():
+                with gr.Column():
+                    start = gr.Button("Start live session", variant="primary", elem_id="live-start")
+                    mic = RawAudio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
+                                   elem_id="mic")
+                with gr.Column():
+                    live_out = gr.Image(label="Live portrait", format="jpeg", interactive=False, elem_id="live-out")
+                    live_status = gr.Textbox(label="Latency", interactive=False, elem_id="live-status")
+            start.click(live_start, [image, consent, name] + controls, [live_status], api_name="live_start",
+                        concurrency_id="live", concurrency_limit=2)
+            mic.stream(live_chunk, [mic], [live_out, live_status], stream_every=0.1,
+                       time_limit=int(MAX_AUDIO_S) + 5, concurrency_id="live_chunks", concurrency_limit=4,
+                       api_name="live_chunk", show_progress="hidden")
+            mic.stop_recording(live_stop, None, [live_status], api_name="live_stop")
+        with gr.Tab("Detect", elem_id="detect-tab"):
+            gr.Markdown("Check any clip: this product's invisible watermark (under this installation's key), its "
+                        "C2PA content credential, and the deepfake detector's verdict. Only public facts are "
+                        "shown; the operator keeps the full record.")
+            clip = RawVideo(label="Clip to check", elem_id="clip")
+            check = gr.Button("Check", elem_id="check")
+            verdict = gr.Textbox(label="Verdict", interactive=False, elem_id="verdict")
             details = gr.JSON(label="Details")
-            check.click(detect, [clip], [verdict, details], api_name="detect")
-        with gr.Tab("Responsible AI"):
+            check.click(detect, [clip], [verdict, details], api_name="detect", concurrency_id="detect",
+                        concurrency_limit=1)
+        with gr.Tab("Detector report", elem_id="report-tab") as report_tab:
+            report_md = gr.Markdown("Open this tab to load the detector's evaluation.", elem_id="report")
+            report_figs = gr.Gallery(label="Figures", columns=2, height="auto")
+            report_tab.select(detector_report, None, [report_md, report_figs], api_name="detector_report")
+        with gr.Tab("Responsible AI", elem_id="rai-tab"):
             gr.Markdown(RESPONSIBLE_AI)
     return demo
 
 
+def serve(demo: gr.Blocks | None = None, prevent_thread_lock: bool = False):
+    """Start the cleaner and serve the demo with the host's bounds (queue, uploads, per-client limits,
+    security headers)."""
+    from starlette.middleware import Middleware
+
+    from safety.cleaner import Cleaner
+    from safety.guard import HostGuard
+
+    demo = demo or build_demo()
+    d = data_dir()
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    Cleaner([OUT_DIR, PUBLIC_DIR / "gradio"], LIMITS.output_ttl_s, LIMITS.clean_every_s, audit=AuditLog(),
+            stale_job_s=LIMITS.generate_timeout_s + 60).start()
+    demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=1, api_open=False)
+    return demo.launch(
+        server_name=os.environ.get("VASA_HOST", "127.0.0.1"), server_port=int(os.environ.get("VASA_PORT", "7860")),
+        show_error=False, max_file_size=int(LIMITS.upload_mb * 1024 * 1024), prevent_thread_lock=prevent_thread_lock,
+        blocked_paths=[str(d / "c2pa"), str(d / "audit.db"), str(d / "gallery.db")],
+        app_kwargs={"middleware": [Middleware(HostGuard, blocks=demo, limits=LIMITS, limited=JOB_APIS)]})
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    build_demo().queue(default_concurrency_limit=1).launch(
-        server_name=os.environ.get("VASA_HOST", "127.0.0.1"), server_port=int(os.environ.get("VASA_PORT", "7860")),
-        show_error=True)
+    serve()

@@ -14,6 +14,9 @@ Crash safety: every write is its own transaction, committed with ``synchronous=F
 the call returns; a process killed mid-write leaves the database consistent with every returned id in it
 (tests/test_safety_audit.py kills a writer with SIGKILL).
 
+How each request ended (finished, failed, timed out, cancelled, or abandoned: found unfinished after a crash)
+is appended to a second table, ``request_event``, equally append-only; ``get`` shows the last outcome.
+
 CLI (through ``python -m safety``)::
 
     audit show ID [--db PATH]          one request as JSON
@@ -35,7 +38,7 @@ from typing import Any
 
 from safety.datadir import data_dir, init_private_db
 
-__all__ = ["AuditLog", "AuditError", "cli"]
+__all__ = ["AuditLog", "AuditError", "OUTCOMES", "cli"]
 
 
 class AuditError(RuntimeError):
@@ -82,7 +85,26 @@ WHEN NEW.seq IS NOT OLD.seq OR NEW.id IS NOT OLD.id OR NEW.time IS NOT OLD.time
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only: recorded fields cannot be changed');
 END;
+CREATE TABLE IF NOT EXISTS request_event (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id  TEXT NOT NULL,
+    time        TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    detail      TEXT
+);
+CREATE INDEX IF NOT EXISTS request_event_by_request ON request_event(request_id);
+CREATE TRIGGER IF NOT EXISTS request_event_no_delete BEFORE DELETE ON request_event
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only: rows cannot be deleted');
+END;
+CREATE TRIGGER IF NOT EXISTS request_event_no_update BEFORE UPDATE ON request_event
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only: recorded fields cannot be changed');
+END;
 """
+
+#: How a request ended (``AuditLog.finish``): written once the job is over, whatever happened.
+OUTCOMES = ("finished", "refused", "failed", "timed_out", "cancelled", "abandoned")
 
 _CHAINED = ("id", "time", "image_sha256", "audio_sha256", "selfie_sha256", "consent_choice", "consent_name",
             "allowed", "reason", "screening", "selfie_distance", "chosen_face", "extra")
@@ -209,7 +231,50 @@ class AuditLog:
             con.close()
         return self.get(request_id)  # type: ignore[return-value]
 
+    def finish(self, request_id: str, outcome: str, detail: str | None = None) -> None:
+        """Append how request ``request_id`` ended (one of :data:`OUTCOMES`), with an optional short detail."""
+        if outcome not in OUTCOMES:
+            raise AuditError(f"unknown outcome {outcome!r}")
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                if con.execute("SELECT 1 FROM request WHERE id = ?", (str(request_id),)).fetchone() is None:
+                    raise AuditError(f"no request with id {request_id!r} in the audit log")
+                con.execute("INSERT INTO request_event (request_id, time, outcome, detail) VALUES (?, ?, ?, ?)",
+                            (str(request_id), _now(), outcome, None if detail is None else str(detail)[:500]))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+
+    def mark_abandoned(self, older_than_s: float) -> list[str]:
+        """Record 'abandoned' for every allowed request older than ``older_than_s`` seconds that has neither an
+        output nor an outcome (its process died mid-job). Returns their ids."""
+        cutoff = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=float(older_than_s))
+                  ).isoformat(timespec="milliseconds")
+        con = self._connect()
+        try:
+            ids = [r[0] for r in con.execute(
+                "SELECT id FROM request r WHERE allowed = 1 AND completed IS NULL AND time < ? AND NOT EXISTS "
+                "(SELECT 1 FROM request_event e WHERE e.request_id = r.id)", (cutoff,))]
+        finally:
+            con.close()
+        for rid in ids:
+            self.finish(rid, "abandoned", "found unfinished (the process stopped mid-job)")
+        return ids
+
     # ----------------------------------------------------------------------------------------- reads
+    def _with_outcome(self, con: sqlite3.Connection, rec: dict) -> dict:
+        ev = con.execute("SELECT time, outcome, detail FROM request_event WHERE request_id = ? ORDER BY seq DESC "
+                         "LIMIT 1", (rec["id"],)).fetchone()
+        rec["outcome"] = ev["outcome"] if ev else None
+        rec["outcome_time"] = ev["time"] if ev else None
+        rec["outcome_detail"] = ev["detail"] if ev else None
+        return rec
+
     @staticmethod
     def _record(row: sqlite3.Row) -> dict:
         rec = dict(row)
@@ -227,9 +292,9 @@ class AuditLog:
         con = self._connect()
         try:
             row = con.execute("SELECT * FROM request WHERE id = ?", (str(request_id),)).fetchone()
+            return self._with_outcome(con, self._record(row)) if row else None
         finally:
             con.close()
-        return self._record(row) if row else None
 
     def find_by_watermark(self, payload_hex: str | bytes) -> list[dict]:
         """Every request whose output carries ``payload_hex`` (case/0x-insensitive), newest first."""
@@ -241,18 +306,18 @@ class AuditLog:
         try:
             rows = con.execute("SELECT * FROM request WHERE watermark_payload = ? ORDER BY seq DESC",
                                (wm,)).fetchall()
+            return [self._with_outcome(con, self._record(r)) for r in rows]
         finally:
             con.close()
-        return [self._record(r) for r in rows]
 
     def tail(self, n: int = 20) -> list[dict]:
         """The last ``n`` requests, oldest first."""
         con = self._connect()
         try:
             rows = con.execute("SELECT * FROM request ORDER BY seq DESC LIMIT ?", (max(0, int(n)),)).fetchall()
+            return [self._with_outcome(con, self._record(r)) for r in reversed(rows)]
         finally:
             con.close()
-        return [self._record(r) for r in reversed(rows)]
 
     def __len__(self) -> int:
         con = self._connect()
@@ -288,6 +353,8 @@ class AuditLog:
 def _summary(rec: dict) -> str:
     decision = "ALLOWED" if rec["allowed"] else "REFUSED"
     wm = rec.get("watermark_payload") or "-"
+    if rec.get("outcome"):
+        decision = f"{decision}/{rec['outcome']}"
     return (f"{rec['time']}  {rec['id']}  {decision:7s}  consent={rec.get('consent_choice') and _short(rec['consent_choice'])}"
             f"  name={rec.get('consent_name') or '-'}  wm={wm}  {rec['reason']}")
 

@@ -106,10 +106,34 @@ class _Refusal(Exception):
         self.reason = reason
 
 
+def _header_pixels(source: Any) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, without decoding its pixels; None if unreadable;
+    (0, 0) when PIL itself calls it a decompression bomb (over twice its own limit)."""
+    if not isinstance(source, (str, Path, bytes, bytearray)):
+        return None
+    try:
+        import io
+        import warnings
+
+        from PIL import Image
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fh = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+            with fh:
+                try:
+                    with Image.open(fh) as im:
+                        return int(im.size[0]), int(im.size[1])
+                except Image.DecompressionBombError:
+                    return (0, 0)
+    except Exception:
+        return None
+
+
 def check_request(image, audio, consent_choice, consent_name, selfie=None, face_index=None,
                   max_audio_s: float = 60, *, audit: AuditLog | None = None, gallery: Gallery | None = None,
                   embedder: Embedder | None = None, detector: FaceDetector | None = None,
-                  require_speech: bool = True) -> GateDecision:
+                  require_speech: bool = True, max_image_mp: float | None = None,
+                  live: bool = False) -> GateDecision:
     """Run validate -> consent -> likeness (-> face choice -> selfie) and log the request.
 
     image / audio / selfie: paths, bytes, or already validated objects. consent_choice: one of
@@ -117,15 +141,19 @@ def check_request(image, audio, consent_choice, consent_name, selfie=None, face_
     when the image shows several (reading order, 0 = leftmost); every face is screened regardless, and a
     blocked or held face anywhere in the image refuses the request. max_audio_s: the audio length limit.
     ``audit``/``gallery``/``embedder``/``detector`` default to the data directory's log and gallery and the
-    default dlib models. Never raises for bad input; see :class:`GateDecision`.
+    default dlib models. max_image_mp: a host's lower bound on the portrait's size in megapixels, read from
+    the file's header before anything decodes it. live: a live session (no audio file: the microphone's
+    audio is bounded by the session, `max_audio_s`). Never raises for bad input; see :class:`GateDecision`.
     """
     state: dict[str, Any] = {"image": None, "audio": None, "consent": None, "screening": None, "selfie": None,
                              "faces": [], "chosen": None, "selfie_sha": None}
     extra: dict[str, Any] = {"max_audio_s": max_audio_s}
+    if live:
+        extra["live"] = True
     allowed = False
     try:
         reason = _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_index,
-                      max_audio_s, gallery, embedder, detector, require_speech)
+                      max_audio_s, gallery, embedder, detector, require_speech, max_image_mp, live)
         allowed = True
     except _Refusal as refusal:
         reason = refusal.reason
@@ -156,18 +184,29 @@ def check_request(image, audio, consent_choice, consent_name, selfie=None, face_
 
 
 def _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_index, max_audio_s,
-         gallery, embedder, detector, require_speech) -> str:
+         gallery, embedder, detector, require_speech, max_image_mp=None, live=False) -> str:
     # 1. validation
     if image is None:
         raise _Refusal("Please upload a portrait image.")
-    if audio is None:
+    if audio is None and not live:
         raise _Refusal("Please upload an audio clip.")
+    for source, what in ((image, "portrait"), (selfie, "selfie")):
+        size = _header_pixels(source) if max_image_mp and source is not None else None
+        if size == (0, 0):
+            raise _Refusal(f"The {what} has far too many pixels; the limit here is {max_image_mp:g} megapixels. "
+                           "Please upload a smaller image.")
+        if size and size[0] * size[1] > max_image_mp * 1e6:
+            raise _Refusal(f"The {what} is too large ({size[0]}x{size[1]} pixels, "
+                           f"{size[0] * size[1] / 1e6:.0f} megapixels); the limit here is {max_image_mp:g} "
+                           "megapixels. Please upload a smaller image.")
     try:
         state["image"] = image if isinstance(image, ValidatedImage) else validate_image(image)
     except SafetyError as err:
         raise _Refusal(str(err)) from None
     try:
-        if isinstance(audio, ValidatedAudio):
+        if live:
+            pass
+        elif isinstance(audio, ValidatedAudio):
             if audio.duration_s > max_audio_s:
                 raise _Refusal(f"The audio is too long ({audio.duration_s:.1f} s); the limit here is "
                                f"{max_audio_s:g} s. Please trim it and upload it again.")

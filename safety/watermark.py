@@ -25,6 +25,7 @@ Design (measured in docs/watermark.md, reproduced by `python -m safety.watermark
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import secrets
@@ -41,7 +42,9 @@ import scipy.fft as _sfft
 # ----------------------------------------------------------------------------------------------------------
 # Parameters (changing any of them changes the mark: bump VERSION)
 VERSION = 1
-KEY = hashlib.sha256(b"vasa-safety-watermark-v%d" % VERSION).digest()
+# The key is a per-installation secret (see `installation_key`): 32 random bytes created on first use in the data
+# directory next to the C2PA signing key, never served. A key in the source would let anyone forge the mark.
+KEY_FILE = "watermark.key"
 PAYLOAD_BITS = 32          # the id
 CRC_BITS = 16
 GRID = 128                 # chips per frame height (and per torus period)
@@ -186,8 +189,43 @@ class _Layout:
     data_sign: np.ndarray     # +-1 spreading sign
 
 
-def _layout() -> _Layout:
-    rng = np.random.default_rng(np.frombuffer(KEY, dtype=np.uint32))
+def installation_key() -> bytes:
+    """This installation's secret watermark key (32 bytes), created on first use (mode 0600) in
+    ``safety.datadir.data_dir()/c2pa/watermark.key``, next to the C2PA signing key."""
+    import os
+
+    from safety.datadir import data_dir
+
+    folder = data_dir() / "c2pa"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+            fh.flush()
+            os.fsync(fh.fileno())
+    for _ in range(50):                      # another process may be writing it this instant
+        key = path.read_bytes()
+        if len(key) == 32:
+            return key
+        time.sleep(0.01)
+    raise RuntimeError(f"the watermark key file {path} is damaged (expected 32 bytes)")
+
+
+def key_id(key: bytes | None = None) -> str:
+    """A public fingerprint of a watermark key ("wm-" + 8 hex digits): names which installation's key was
+    checked without revealing it."""
+    key = installation_key() if key is None else key
+    return "wm-" + hashlib.sha256(b"vasa-watermark-key-id:" + key).hexdigest()[:8]
+
+
+def _layout(key: bytes) -> _Layout:
+    rng = np.random.default_rng(np.frombuffer(hashlib.sha256(b"vasa-safety-watermark-v%d:" % VERSION + key)
+                                              .digest(), dtype=np.uint32))
     n = GRID * GRID
     perm = rng.permutation(n)
     n_sync = int(round(n * SYNC_FRACTION))
@@ -198,8 +236,6 @@ def _layout() -> _Layout:
                    data_idx=data_idx, data_bit=data_bit,
                    data_sign=rng.choice([-1.0, 1.0], len(data_idx)).astype(np.float32))
 
-
-_LAYOUT = _layout()
 
 
 def _kernel_fft() -> np.ndarray:
@@ -231,20 +267,20 @@ def _impulses(values_by_chip: np.ndarray) -> np.ndarray:
     return img
 
 
-def _chip_values(payload: int) -> np.ndarray:
+def _chip_values(payload: int, lay: _Layout) -> np.ndarray:
     coded = _encode_payload(payload).astype(np.float32)
     vals = np.zeros(GRID * GRID, dtype=np.float32)
-    vals[_LAYOUT.sync_idx] = _LAYOUT.sync_sign
-    vals[_LAYOUT.data_idx] = _LAYOUT.data_sign * (1.0 - 2.0 * coded[_LAYOUT.data_bit])
+    vals[lay.sync_idx] = lay.sync_sign
+    vals[lay.data_idx] = lay.data_sign * (1.0 - 2.0 * coded[lay.data_bit])
     return vals
 
 
-def _canonical_pattern(payload: int) -> np.ndarray:
+def _canonical_pattern(payload: int, key: bytes) -> np.ndarray:
     """The CANON x CANON periodic pattern (float32, unit RMS) for a payload."""
     f = np.fft.fftfreq(CANON)
     low = np.exp(-2 * np.pi ** 2 * PATTERN_HP_SIGMA ** 2 * (f[:, None] ** 2 + f[None, :] ** 2))
     # tent-interpolated chips, minus their blotchy low-frequency part (which the detector ignores anyway)
-    p = np.real(np.fft.ifft2(np.fft.fft2(_impulses(_chip_values(payload))) * _KF * (1.0 - low)))
+    p = np.real(np.fft.ifft2(np.fft.fft2(_impulses(_chip_values(payload, _keyed(key).layout))) * _KF * (1.0 - low)))
     return (p / np.sqrt(np.mean(p * p))).astype(np.float32)
 
 
@@ -267,10 +303,10 @@ class Watermarker:
     mutable state, so it is safe to call from a writer thread (or several).
     """
 
-    def __init__(self, payload: int, width: int, height: int):
+    def __init__(self, payload: int, width: int, height: int, key: bytes | None = None):
         self.payload = int(payload) & ((1 << PAYLOAD_BITS) - 1)
         self.width, self.height = int(width), int(height)
-        canon = _canonical_pattern(self.payload)
+        canon = _canonical_pattern(self.payload, installation_key() if key is None else key)
         side = self.height
         tile = cv2.resize(np.tile(canon, (2, 2)), (2 * side, 2 * side), interpolation=cv2.INTER_AREA
                           if side < CANON else cv2.INTER_LINEAR)[:side, :side]
@@ -316,6 +352,7 @@ class Detection:
     scale: float = 1.0
     offset: tuple[int, int] = (0, 0)
     z_local: float = 0.0       # best sync score near the original alignment (the local test)
+    key_id: str = ""           # which installation's key was checked (public fingerprint, see `key_id`)
     soft: np.ndarray | None = field(default=None, repr=False, compare=False)   # soft coded bits (diagnostics)
 
     def to_dict(self) -> dict:
@@ -362,9 +399,27 @@ def _irfft(a: np.ndarray) -> np.ndarray:
 
 
 _BOX_R = np.conj(_rfft(np.real(np.fft.ifft2(_box_fft()))))
-_SYNC_R = np.conj(_rfft(_impulses(np.bincount(_LAYOUT.sync_idx, weights=_LAYOUT.sync_sign,
-                                              minlength=GRID * GRID))))
-_MASK_R = np.conj(_rfft(_impulses(np.bincount(_LAYOUT.sync_idx, minlength=GRID * GRID).astype(np.float64))))
+
+
+@dataclass(frozen=True)
+class _Keyed:
+    """What one key fixes: the chip layout and the detector's sync and mask filters."""
+
+    layout: _Layout
+    sync_r: np.ndarray
+    mask_r: np.ndarray
+    key_id: str
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(key: bytes) -> _Keyed:
+    lay = _layout(key)
+    return _Keyed(layout=lay,
+                  sync_r=np.conj(_rfft(_impulses(np.bincount(lay.sync_idx, weights=lay.sync_sign,
+                                                             minlength=GRID * GRID)))),
+                  mask_r=np.conj(_rfft(_impulses(np.bincount(lay.sync_idx, minlength=GRID * GRID)
+                                                 .astype(np.float64)))),
+                  key_id=key_id(key))
 
 
 def _fp_bound(z: float, crc_ok: bool, n_hyp: int = N_HYPOTHESES) -> float:
@@ -381,16 +436,16 @@ def fp_bound_total() -> float:
     return _fp_bound(Z_THRESHOLD, True) + _fp_bound(Z_LOCAL_THRESHOLD, True, N_LOCAL_HYPOTHESES)
 
 
-def _soft_bits(xk: np.ndarray, dy: int, dx: int) -> np.ndarray:
+def _soft_bits(xk: np.ndarray, dy: int, dx: int, lay: _Layout) -> np.ndarray:
     cy = (np.arange(GRID) * _CHIP + _CHIP // 2 + dy) % CANON
     cx = (np.arange(GRID) * _CHIP + _CHIP // 2 + dx) % CANON
-    yc = xk[np.ix_(cy, cx)].ravel()[_LAYOUT.data_idx] * _LAYOUT.data_sign
-    num = np.bincount(_LAYOUT.data_bit, weights=yc, minlength=_N_CODED)
-    den = np.bincount(_LAYOUT.data_bit, weights=yc * yc, minlength=_N_CODED)
+    yc = xk[np.ix_(cy, cx)].ravel()[lay.data_idx] * lay.data_sign
+    num = np.bincount(lay.data_bit, weights=yc, minlength=_N_CODED)
+    den = np.bincount(lay.data_bit, weights=yc * yc, minlength=_N_CODED)
     return num / np.sqrt(den + 1e-12)
 
 
-def _scan(acc: np.ndarray, n_frames: int) -> Detection:
+def _scan(acc: np.ndarray, n_frames: int, kd: _Keyed) -> Detection:
     """Search scales and offsets on an accumulated whitened luma image; decode at the best hypothesis.
 
     For a hypothesis (scale, offset d) the chip sums are y_c = (box * x)(pos_c + d); the sync score is
@@ -413,8 +468,8 @@ def _scan(acc: np.ndarray, n_frames: int) -> Detection:
                          interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
         xk_r = _rfft(_fold(img)) * _BOX_R                 # chip sums for every offset
         xk = _irfft(xk_r)
-        corr = _irfft(xk_r * _SYNC_R)
-        norm2 = _irfft(_rfft(xk * xk) * _MASK_R)
+        corr = _irfft(xk_r * kd.sync_r)
+        norm2 = _irfft(_rfft(xk * xk) * kd.mask_r)
         z = corr / np.sqrt(np.maximum(norm2, 1e-12))
         i = int(np.argmax(z))
         zi = float(z.flat[i])
@@ -432,25 +487,26 @@ def _scan(acc: np.ndarray, n_frames: int) -> Detection:
                                                                  or local[1] != best[1]):
         candidates.append((local, N_LOCAL_HYPOTHESES))
     for (zc, scale, (dy, dx), xk), n_hyp in candidates:
-        soft = _soft_bits(xk, dy, dx)
+        soft = _soft_bits(xk, dy, dx, kd.layout)
         payload = _decode_payload(soft)
         if payload is not None:
             return Detection(found=True, payload=payload, confidence=1.0 - _fp_bound(zc, True, n_hyp),
                              frames_used=n_frames, z=zc, scale=scale, offset=(dy, dx),
-                             z_local=local[0] if local else 0.0, soft=soft)
+                             z_local=local[0] if local else 0.0, soft=soft, key_id=kd.key_id)
     zc, scale, (dy, dx), xk = best
     conf = 1.0 - min(_fp_bound(zc, False), _fp_bound(local[0], False, N_LOCAL_HYPOTHESES) if local else 1.0)
     return Detection(found=False, payload=None, confidence=max(0.0, conf), frames_used=n_frames, z=zc,
                      scale=scale, offset=(dy, dx), z_local=local[0] if local else 0.0,
-                     soft=_soft_bits(xk, dy, dx))
+                     soft=_soft_bits(xk, dy, dx, kd.layout), key_id=kd.key_id)
 
 
 class Accumulator:
     """Incremental detector: add frames (any size, RGB uint8 or luma), then `result()`."""
 
-    def __init__(self):
+    def __init__(self, key: bytes | None = None):
         self.acc: np.ndarray | None = None
         self.n = 0
+        self._keyed = _keyed(installation_key() if key is None else key)
 
     def add(self, frame: np.ndarray) -> None:
         wf = _whiten(frame)
@@ -464,17 +520,18 @@ class Accumulator:
 
     def result(self) -> Detection:
         if self.acc is None:
-            return Detection(found=False, payload=None, confidence=0.0, frames_used=0)
-        return _scan(self.acc, self.n)
+            return Detection(found=False, payload=None, confidence=0.0, frames_used=0, key_id=self._keyed.key_id)
+        return _scan(self.acc, self.n, self._keyed)
 
 
-def detect_frames(frames: Iterable[np.ndarray], max_frames: int = MAX_FRAMES) -> Detection:
+def detect_frames(frames: Iterable[np.ndarray], max_frames: int = MAX_FRAMES, key: bytes | None = None) -> Detection:
     """Look for the watermark in a sequence of frames ((H, W, 3) uint8 RGB, all the same size).
 
     Whitened luma is summed over up to `max_frames` frames, so any segment of the clip works and frame-rate
     changes do not matter. Returns a Detection (found requires z >= Z_THRESHOLD and a valid CRC).
+    `key`: the watermark key (default: this installation's, `installation_key`).
     """
-    acc = Accumulator()
+    acc = Accumulator(key)
     for frame in frames:
         acc.add(frame)
         if acc.n >= max_frames:
@@ -497,9 +554,9 @@ def iter_video_frames(path: str | Path, max_frames: int | None = None) -> Iterat
                 break
 
 
-def detect_video(path: str | Path, max_frames: int = MAX_FRAMES) -> Detection:
+def detect_video(path: str | Path, max_frames: int = MAX_FRAMES, key: bytes | None = None) -> Detection:
     """Decode a clip with PyAV and look for the watermark in (up to `max_frames` of) its frames."""
-    return detect_frames(iter_video_frames(path, max_frames), max_frames=max_frames)
+    return detect_frames(iter_video_frames(path, max_frames), max_frames=max_frames, key=key)
 
 
 # ----------------------------------------------------------------------------------------------------------
