@@ -119,12 +119,82 @@ def test_torch_engine_matches_opencv(hopper_portrait):
     assert np.abs(a.astype(int) - b).mean() < 0.5
 
 
-def test_open_mouth_portrait_keeps_its_teeth(astronaut_portrait):
+def _inner_gap(lm):
+    """inner-lip gap at the centre / face width"""
+    return float(np.linalg.norm(lm[13, :2] - lm[14, :2]) / np.linalg.norm(lm[234, :2] - lm[454, :2]))
+
+
+def test_open_mouth_portrait_closes(astronaut_portrait, identity):
+    """An open-mouth source (the astronaut smiles with her teeth showing) is rendered from a closed-mouth
+    version: at rest the lips meet, measured by mediapipe on the pixels, and the teeth are gone."""
+    assert astronaut_portrait.mouth_open > 0.02
     r = Renderer(astronaut_portrait, device="cpu")
-    base = r.render({})
-    assert np.abs(base.astype(int) - astronaut_portrait.image)[_mouth_box(astronaut_portrait)].mean() < 1.5
+    assert r.own_mouth is not None and r.portrait.mouth_open == 0.0
+    for f in ({}, {"jaw_open": 0.3, "lip_press": 1.0}):
+        frame = r.render(f)
+        refit = fit_mesh(frame)
+        assert refit is not None and _inner_gap(refit) < 0.012, f
+    src_gap = _inner_gap(fit_mesh(astronaut_portrait.image))
+    assert src_gap > 0.02
+    # where the source showed teeth (bright pixels between the inner lips) the closed mouth shows lip/skin
+    lm = astronaut_portrait.landmarks
+    inner = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.round(lm[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1], :2]).astype(np.int32)], 1)
+    def teeth(img):         # whitish pixels (bright, unsaturated) where the source's mouth was open
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[inner > 0].astype(float)
+        return ((hsv[:, 2] > 150) & (hsv[:, 1] < 50)).mean()
+    assert teeth(astronaut_portrait.image) > 0.3
+    assert teeth(r.render({})) < 0.25 * teeth(astronaut_portrait.image)
+    # opening again shows the portrait's own (light) teeth under the upper lip, not a painted row
     frame = r.render({"jaw_open": 0.6})
     lm = r.landmarks({"jaw_open": 0.6})
     upper = np.round(lm[LIPS_INNER_UPPER[3:8], :2]).astype(int)
-    below = frame[upper[:, 1] + 3, upper[:, 0]].astype(float)
-    assert below.mean() > 120        # just under the upper lip: the portrait's own (light) teeth, not cavity
+    assert frame[upper[:, 1] + 3, upper[:, 0]].astype(float).mean() > 120
+    # and it stays the same person
+    ref = identity.descriptor(astronaut_portrait.image)
+    for f in ({}, {"jaw_open": 0.6}, {"jaw_open": 0.2, "lip_press": 1.0, "yaw": 8}):
+        d = identity.descriptor(r.render(f))
+        assert d is not None and np.linalg.norm(d - ref) < 0.45
+
+
+def test_mouth_interior_teeth_on_the_skull(hopper_renderer):
+    """The painted interior: a cavity that is dark but not black, lighter towards the tongue than at the back,
+    upper teeth that stay on the skull when the upper lip lifts (more teeth show, the teeth do not move)."""
+    f = {"jaw_open": 0.8}
+    frame = hopper_renderer.render(f)
+    lm = hopper_renderer.landmarks(f)
+    inner = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.round(lm[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1], :2]).astype(np.int32)], 1)
+    inner = cv2.erode(inner, np.ones((3, 3), np.uint8))
+    lum = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(float)
+    assert np.percentile(lum[inner > 0], 5) > 12                 # no black hole
+    x = int(round(lm[13, 0]))
+    col = lum[int(lm[13, 1]):int(lm[14, 1]), x]
+    n = len(col)
+    assert n > 12
+    assert col[int(0.75 * n):].mean() > 1.3 * col[int(0.3 * n):int(0.5 * n)].mean()   # tongue lit, back dark
+
+    def teeth_edge(f):      # lowest row below the upper lip where the (bright) upper teeth still show
+        fr = hopper_renderer.render(f)
+        l = hopper_renderer.landmarks(f)
+        g = cv2.cvtColor(fr, cv2.COLOR_RGB2GRAY).astype(float)[:, int(round(l[13, 0]))]
+        y0, y1 = int(l[13, 1]), int(l[14, 1])
+        bright = np.nonzero(g[y0:y1] > 150)[0]
+        return y0 + bright.max(), l[13, 1]
+    edge0, lip0 = teeth_edge({"jaw_open": 0.6})
+    edge1, lip1 = teeth_edge({"jaw_open": 0.6, "upper_lip_raise": 1.0})
+    assert lip0 - lip1 > 3                                        # the upper lip went up ...
+    assert abs(edge1 - edge0) <= 1.5                              # ... the teeth stayed
+
+
+def test_cheeks_and_lids(hopper_renderer):
+    area = lambda poly: cv2.contourArea(poly.astype(np.float32))   # noqa: E731
+    base = hopper_renderer.landmarks({})
+    opening = sum(area(p) for p in _eye_polys(base))
+    narrow = sum(area(p) for p in _eye_polys(hopper_renderer.landmarks({"lid_tension": 1.0})))
+    wide = sum(area(p) for p in _eye_polys(hopper_renderer.landmarks({"lid_tension": -1.0})))
+    assert narrow < 0.8 * opening and wide > 1.08 * opening
+    cheek = hopper_renderer.landmarks({"cheek_raise": 1.0})
+    assert base[50, 1] - cheek[50, 1] > 1.5 and base[280, 1] - cheek[280, 1] > 1.5     # cheeks lift
+    assert np.abs(cheek[[13, 14, 61, 291], :2] - base[[13, 14, 61, 291], :2]).max() < 1.0  # lips stay
+    assert sum(area(p) for p in _eye_polys(cheek)) < opening                         # lower lids pushed up

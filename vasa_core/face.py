@@ -18,8 +18,7 @@ from .portrait import (BROW_L, BROW_R, CHEEK_L, CHEEK_R, CHIN, EYE_L_LOWER, EYE_
                        NOSE_BASE, Portrait, rotation_matrix)
 
 JAW_MAX_DEG = 16.0   # jaw rotation at jaw_open = 1
-LINEAR_ACTIONS = ("smile", "lip_stretch", "lip_funnel", "upper_lip_raise", "lower_lip_drop", "lower_lip_tuck",
-                  "brow_raise_up", "brow_raise_down", "blink_l", "blink_r")
+CHEEK_APPLE_R, CHEEK_APPLE_L = 50, 280   # mediapipe landmarks on the cheekbones' apples (image left, right)
 
 
 def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
@@ -150,9 +149,35 @@ def build_rig(p: Portrait) -> FaceRig:
     for name, upper_ids, lower_ids in (("blink_r", EYE_R_UPPER, EYE_R_LOWER), ("blink_l", EYE_L_UPPER, EYE_L_LOWER)):
         bases[name] = _blink_basis(F, upper_ids, lower_ids, y_brow)
 
+    # cheek raise: the cheeks' apples lift and come forward, pushing the lower lids up a little (the
+    # "smiling eyes"); the lips and the upper lids do not move with them
+    cheeks = np.maximum(gauss(F[CHEEK_APPLE_R], 0.14 * W), gauss(F[CHEEK_APPLE_L], 0.14 * W))
+    cheeks *= _smoothstep(eye_y - 0.02 * W, eye_y + 0.08 * W, y)
+    cheeks[upper | lower] *= 0.25
+    D = np.zeros_like(F)
+    D[:, 1] = -0.035 * W * cheeks
+    D[:, 2] = -0.012 * W * cheeks
+    for ids, up_ids in ((EYE_R_LOWER, EYE_R_UPPER), (EYE_L_LOWER, EYE_L_UPPER)):
+        opening = F[ids[1:-1], 1] - np.interp(F[ids[1:-1], 0], *_sorted_xy(F, up_ids))
+        D[ids[1:-1], 1] = np.minimum(D[ids[1:-1], 1], -0.12 * np.maximum(opening, 0))
+    bases["cheek_raise"] = D
+    # lid tension: + the lids narrow (upper lid down a quarter of the opening, lower lid up), - they widen
+    # (the upper lid lifts, as in surprise); built from the blink fields of both eyes
+    both = bases["blink_r"] + bases["blink_l"]
+    lower_only = np.zeros_like(F)
+    lower_only[EYE_R_LOWER + EYE_L_LOWER] = both[EYE_R_LOWER + EYE_L_LOWER]
+    bases["lid_narrow"] = 0.25 * both + 0.6 * lower_only
+    bases["lid_widen"] = -0.16 * (both - lower_only)
+
     return FaceRig(frontal=F, rotation=p.rotation.copy(), center=p.center.copy(), bases=bases,
                    jaw_weight=jaw, jaw_pivot=pivot, upper_lip=upper, lower_lip=lower, face_width=W,
                    mouth_width=Wm, iod=iod)
+
+
+def _sorted_xy(F: np.ndarray, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of landmarks `ids` ordered by x (for np.interp along a contour)."""
+    o = sorted(ids, key=lambda i: F[i, 0])
+    return F[o, 0], F[o, 1]
 
 
 def _blink_basis(F: np.ndarray, upper_ids: list[int], lower_ids: list[int], y_brow: float) -> np.ndarray:
@@ -190,6 +215,14 @@ def deform(rig: FaceRig, f: dict[str, float]) -> np.ndarray:
         a = f.get(name, 0.0)
         if a:
             P += a * b[name]
+    cheek = f.get("cheek_raise", 0.0)
+    if cheek:
+        P += cheek * b["cheek_raise"]
+    lids = f.get("lid_tension", 0.0)
+    if lids > 0:
+        P += lids * b["lid_narrow"]
+    elif lids < 0:
+        P += -lids * b["lid_widen"]
     brow = f.get("brow_raise", 0.0)
     if brow > 0:
         P += brow * b["brow_raise_up"]

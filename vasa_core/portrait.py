@@ -21,8 +21,9 @@ from .errors import (FaceCutOffError, FaceTooSmallError, ImageError, NoFaceError
 MAX_SIDE = 4096            # px: larger images are downscaled to this long side first
 MAX_PIXELS = 40_000_000    # decoded images above this are refused (decompression bombs)
 MIN_FACE_PX = 80           # px: narrower faces (MTCNN box width, in the source image) are refused
-MAX_PROFILE_DEG = 45.0     # |yaw| above this is a profile view: refused
-FRAME_SCALE = 2.4          # output side = this x the face box side
+MAX_PROFILE_DEG = 60.0     # |yaw| above this is a profile view: refused (3/4 views, 30-45 degrees, are fine)
+FRAME_SCALE = 2.4          # output side = at least this x the face box side ...
+HEAD_FRAMED = 5.0          # ... and up to this x, rather than upscale a source smaller than the output
 DETECT_SIDE = 800          # px: MTCNN runs on a copy with this long side (speed)
 
 # mediapipe face-mesh landmark indices used across the engine
@@ -57,7 +58,7 @@ class Portrait:
     person_mask: (S, S) float32 in [0, 1], 1 on the person (face, hair, neck, body)
     face_width:  distance between the face's sides (landmarks 234-454), pixels
     mouth_open:  inner-lip gap / face width in the portrait (0 for a closed mouth)
-    crop_box:    (x0, y0, x1, y1) of the framed square in the source image's pixels (may extend past it)
+    crop_box:    (x0, y0, x1, y1) of the framed square in the source image's pixels (always inside it)
     key:         SHA-256 of the source pixels + size (cache key)
     """
     image: np.ndarray
@@ -208,26 +209,34 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ rx @ ry
 
 
-def _frame_box(face: Face, h: int, w: int) -> tuple[float, float, float, float]:
-    """The square to crop: FRAME_SCALE x the face box, centred a little above the face centre."""
+def _frame_box(face: Face, h: int, w: int, size: int) -> tuple[int, int, int, int]:
+    """The square to crop (whole pixels), always inside the source image, so nothing is ever invented.
+
+    FRAME_SCALE x the face box at the least, centred a little above the face centre; wider (up to
+    HEAD_FRAMED x the face box) rather than upscale a source smaller than the output, so a head-and-shoulders
+    portrait keeps its own framing and scale; never wider than the image's short side. When the image is too
+    small for the margin (a face crop, a tight video frame) the square shifts to stay inside, so the face may
+    end up off-centre or larger.
+    """
     bw, bh = face.box[2] - face.box[0], face.box[3] - face.box[1]
-    side = FRAME_SCALE * max(bw, bh)
+    side = max(FRAME_SCALE * max(bw, bh), min(size, HEAD_FRAMED * max(bw, bh)))
+    side = int(min(round(side), w, h))
     cx = (face.box[0] + face.box[2]) / 2
     cy = (face.box[1] + face.box[3]) / 2 - 0.08 * bh
-    # prefer a square that stays inside the image: shrink (down to 1.7x) and shift before padding
-    side = max(min(side, w, h), 1.7 * max(bw, bh))
-    x0 = np.clip(cx - side / 2, min(0, w - side), max(0, w - side))
-    y0 = np.clip(cy - side / 2, min(0, h - side), max(0, h - side))
-    return float(x0), float(y0), float(x0 + side), float(y0 + side)
+    x0 = int(np.clip(round(cx - side / 2), 0, w - side))
+    y0 = int(np.clip(round(cy - side / 2), 0, h - side))
+    return x0, y0, x0 + side, y0 + side
 
 
-def _crop(rgb: np.ndarray, box: tuple[float, float, float, float], size: int) -> np.ndarray:
-    """Crop `box` (may extend past the image: edges are replicated) and resize to size x size."""
+def _crop(rgb: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """Cut `box` out of the image and resample it to size x size: area averaging when shrinking, Lanczos
+    when the source is smaller than the output (the sharpest of OpenCV's filters), nothing when equal."""
     x0, y0, x1, y1 = box
-    k = size / (x1 - x0)
-    m = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]], np.float64)
-    interp = cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC
-    return cv2.warpAffine(rgb, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    sub = rgb[y0:y1, x0:x1]
+    if sub.shape[0] == size:
+        return np.ascontiguousarray(sub)
+    interp = cv2.INTER_AREA if sub.shape[0] > size else cv2.INTER_LANCZOS4
+    return cv2.resize(sub, (size, size), interpolation=interp)
 
 
 def fit_mesh(image: np.ndarray) -> np.ndarray | None:
@@ -252,26 +261,50 @@ def person_mask(image: np.ndarray) -> np.ndarray:
 
 
 def check_face(face: Face, width: int, height: int) -> None:
-    """Refuse a face that is too small, cut off by the border, or seen in profile (specific errors)."""
+    """First checks on a detected face (before the mesh): too small, mostly outside the image, profile.
+
+    MTCNN's box reaches past the forehead and chin, so on a tight face crop it may stick out of the image
+    although the whole face is visible; only a box that is largely outside means a cut-off face (the mesh
+    check, `check_visible`, decides the rest). A profile is one eye hidden: the nose beyond the far eye.
+    """
     if face.width < MIN_FACE_PX:
         raise FaceTooSmallError(f"The face is only about {face.width:.0f} px wide; at least {MIN_FACE_PX} px is "
                                 "needed. Please use a larger or closer-cropped portrait.")
-    margin = 0.02 * face.width
+    margin = 0.25 * face.width
     x0, y0, x1, y1 = face.box
     if x0 < -margin or y0 < -margin or x1 > width + margin or y1 > height + margin:
-        raise FaceCutOffError("The face is cut off by the edge of the image. Please use a portrait that "
-                              "shows the whole face.")
+        raise FaceCutOffError(CUT_OFF_MESSAGE)
     eye_r, eye_l, nose = face.points[0], face.points[1], face.points[2]
-    if not (min(eye_r[0], eye_l[0]) < nose[0] < max(eye_r[0], eye_l[0])):
+    eyes = abs(eye_l[0] - eye_r[0])
+    beyond = max(min(eye_r[0], eye_l[0]) - nose[0], nose[0] - max(eye_r[0], eye_l[0]), 0.0)
+    if beyond > 0.35 * max(eyes, 1.0):
         raise ProfileFaceError("The face is turned too far to the side (profile view). Please use a portrait "
-                               "where the face looks roughly towards the camera.")
+                               "where both eyes are visible.")
+
+
+CUT_OFF_MESSAGE = ("The face is cut off by the edge of the image. Please use a portrait that shows the whole face, "
+                   "from the forehead to the chin.")
+CORE_POINTS = sorted(set(EYE_R_UPPER + EYE_R_LOWER + EYE_L_UPPER + EYE_L_LOWER + LIPS_OUTER_UPPER
+                         + LIPS_OUTER_LOWER + [NOSE_TIP, NOSE_BASE, CHIN]))
+
+
+def check_visible(lm: np.ndarray, size: int) -> None:
+    """Refuse a face the framed square does not show: eyes, nose, mouth and chin must be inside it, and
+    at most a fifth of the face outline (a bit of forehead or cheek on a tight crop) may lie outside."""
+    tol = 0.03 * float(np.linalg.norm(lm[CHEEK_L, :2] - lm[CHEEK_R, :2]))
+
+    def outside(pts: np.ndarray) -> np.ndarray:
+        return (pts[:, 0] < -tol) | (pts[:, 1] < -tol) | (pts[:, 0] > size - 1 + tol) | (pts[:, 1] > size - 1 + tol)
+    if outside(lm[CORE_POINTS, :2]).any() or outside(lm[FACE_OVAL, :2]).mean() > 0.2:
+        raise FaceCutOffError(CUT_OFF_MESSAGE)
 
 
 def check_yaw(yaw: float) -> None:
-    """Refuse a head turned more than MAX_PROFILE_DEG degrees from the camera."""
+    """Refuse a head turned more than MAX_PROFILE_DEG degrees from the camera (3/4 views are fine)."""
     if abs(yaw) > MAX_PROFILE_DEG:
         raise ProfileFaceError(f"The face is turned about {abs(yaw):.0f} degrees to the side; at most "
-                               f"{MAX_PROFILE_DEG:.0f} degrees works. Please use a more front-facing portrait.")
+                               f"{MAX_PROFILE_DEG:.0f} degrees works. Please use a portrait where both eyes are "
+                               "visible.")
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -305,12 +338,13 @@ def analyze_portrait(source: str | Path | bytes | np.ndarray, size: int = 512,
         face = faces[int(np.argmax(overlaps))]
     check_face(face, w, h)
 
-    box = _frame_box(face, h, w)
+    box = _frame_box(face, h, w, size)
     image = _crop(rgb, box, size)
     lm = fit_mesh(image)
     if lm is None:
         raise NoFaceError("A face was found but its shape could not be measured (it may be too blurred, "
                           "covered or turned). Please try a clearer, front-facing portrait.")
+    check_visible(lm, size)
     rot = head_rotation(lm.astype(np.float64))
     yaw, pitch, roll = rotation_angles(rot)
     check_yaw(yaw)
