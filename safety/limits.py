@@ -141,8 +141,9 @@ class RateLimiter:
             return True
 
 
-class JobTimeout(Exception):
-    """Raised inside a job that ran past its time limit."""
+class JobTimeout(BaseException):
+    """Raised inside a job that ran past its time limit. A BaseException (like KeyboardInterrupt), so that the
+    job's own ``except Exception`` handlers do not swallow it; ``finally`` blocks still run."""
 
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
