@@ -109,23 +109,25 @@ def test_controls_are_disentangled(pipeline256, speech48):
     assert np.allclose(m["gaze_x"] - base["gaze_x"], 6.0, atol=1e-4)
     assert np.allclose(m["gaze_y"] - base["gaze_y"], -3.0, atol=1e-4)
     m = pipeline256.motion(speech48, seed=1, distance=1.25)
-    assert changed(m) == {"scale"} and np.allclose(m["scale"], 0.8)
+    assert changed(m) == {"scale"} and np.allclose(m["scale"] / base["scale"], 0.8)
     still = pipeline256.motion(speech48, seed=1, motion_scale=0)
-    assert all(np.ptp(still[k]) == 0 for k in ("yaw", "pitch", "roll", "tx", "ty"))
+    assert all(np.ptp(still[k]) == 0 for k in ("yaw", "pitch", "roll", "tx", "ty", "scale"))
     assert np.array_equal(still.values[:, mouth], base.values[:, mouth])
     with pytest.raises(MotionError, match="gaze"):
         pipeline256.motion(speech48, gaze=(40.0, 0.0))
 
 
 def test_motion_statistics_in_the_range_of_real_video(pipeline256, minute_of_speech):
-    """DESIGN.md's real talking heads: Delta-P 0.43-0.54 deg/frame, pose std 3.7 / 2.5 / 2.4 deg."""
+    """DESIGN.md: real talking heads Delta-P 0.43-0.54 deg/frame, VASA-1 0.39; pose std 2.4-4.2 deg per axis."""
     from vasa_core.stats import motion_stats
     for seed in (0, 1):
         m = pipeline256.motion(minute_of_speech, seed=seed)
         st = motion_stats(m)
-        assert 0.3 <= st["delta_p_deg_per_frame"] <= 0.65
+        assert 0.38 <= st["delta_p_deg_per_frame"] <= 0.52          # VASA-1 0.39, real 0.43-0.54
         yaw, pitch, roll = st["pose_std_yaw_pitch_roll"]
-        assert 2.0 <= yaw <= 5.0 and 1.2 <= pitch <= 3.5 and 1.0 <= roll <= 3.5
+        assert 2.0 <= yaw <= 5.0 and 2.0 <= pitch <= 5.0 and 2.0 <= roll <= 5.0
+        assert 0.4 <= st["scale_std_pct"] <= 3.0                      # the head moves towards/away a little
+        assert np.ptp(m["cheek_raise"]) > 0.1 and np.ptp(m["lid_tension"]) > 0.2   # the upper face is alive
         assert 10 <= st["blinks_per_minute"] <= 30
         for k in ("yaw", "pitch", "roll"):                   # smooth at 25 fps: no pops
             assert np.abs(np.diff(m[k])).max() < 2.0

@@ -246,13 +246,14 @@ class MotionGenerator:
 
     def __init__(self, fps: float = 25.0, controls: MotionControls = MotionControls()):
         self.fps, self.c = float(fps), controls
-        streams = np.random.SeedSequence(controls.seed).spawn(16)
+        streams = np.random.SeedSequence(controls.seed).spawn(20)
         rng = [np.random.default_rng(s) for s in streams]
         noise = lambda k, tau: _SmoothNoise(rng[k], fps, tau)
         self._n = {"yaw_f": noise(0, 0.18), "yaw_s": noise(1, 1.5), "pitch_f": noise(2, 0.15),
                    "pitch_s": noise(3, 1.2), "roll_f": noise(4, 0.2), "roll_s": noise(5, 1.8),
                    "tx": noise(6, 2.0), "ty": noise(7, 2.0), "brow": noise(8, 1.5), "smile": noise(9, 2.0),
-                   "cheek": noise(13, 2.0), "lid": noise(14, 1.5)}
+                   "cheek": noise(13, 2.0), "lid": noise(14, 1.5), "scale": noise(15, 2.5),
+                   "pitch_m": noise(16, 0.5), "roll_m": noise(17, 0.55), "yaw_m": noise(18, 0.6)}
         self._rng_blink, self._rng_fix, self._rng_turn = rng[10], rng[11], rng[12]
         self._pending: list[np.ndarray] = []      # prosody rows not yet turned into motion
         self._levels: list[float] = []           # speech level of recent frames (for pause detection)
@@ -330,9 +331,11 @@ class MotionGenerator:
         pause = max([*past, *ahead_levels]) < 0.1                # quiet for ~0.3 s around now
 
         # how much is being said around now: fast attack, slow release
-        tau = 0.2 if lookahead_level > self._activity else 0.8
-        self._activity += (lookahead_level - self._activity) * (1 - np.exp(-dt / tau))
-        live = 0.25 + 0.75 * self._activity
+        # (whether someone speaks, not how loud: quiet recordings move the head as much as loud ones)
+        speaking = min(1.0, lookahead_level / 0.2)
+        tau = 0.2 if speaking > self._activity else 0.8
+        self._activity += (speaking - self._activity) * (1 - np.exp(-dt / tau))
+        live = 0.3 + 0.7 * self._activity
 
         # nods: a loudness onset LOOKAHEAD frames ahead starts a nod that peaks on the syllable
         prev = self._smooth_level
@@ -354,9 +357,11 @@ class MotionGenerator:
 
         n = {k: v.next() for k, v in self._n.items()}
         s = c.motion_scale
-        yaw_own = 2.5 * n["yaw_f"] * live + 2.4 * n["yaw_s"]
-        pitch_own = 1.8 * n["pitch_f"] * live + 1.6 * n["pitch_s"] - nod
-        roll = 1.6 * n["roll_f"] * live + 2.0 * n["roll_s"]
+        # per axis: fast (~0.2 s) motion that sets Delta-P, medium (~0.7 s) sway that sets the spread even on
+        # short clips, slow drift; the fast and medium parts grow while speaking
+        yaw_own = live * (1.8 * n["yaw_f"] + 3.4 * n["yaw_m"]) + 1.4 * n["yaw_s"]
+        pitch_own = live * (1.4 * n["pitch_f"] + 2.8 * n["pitch_m"]) + 0.9 * n["pitch_s"] - nod
+        roll = live * (1.4 * n["roll_f"] + 2.8 * n["roll_m"]) + 1.2 * n["roll_s"]
         smile0, brow0, pitch0, _, cheek0, lid0 = EMOTIONS[c.emotion]
         w = c.emotion_weight
 
@@ -365,9 +370,11 @@ class MotionGenerator:
         out[col("yaw")] = s * (yaw_own + head_turn[0])
         out[col("pitch")] = s * (pitch_own + head_turn[1]) + w * pitch0
         out[col("roll")] = s * roll
-        out[col("tx")] = s * 0.004 * n["tx"]
-        out[col("ty")] = s * 0.003 * n["ty"]
-        out[col("scale")] = 1.0 / c.distance
+        # the head also drifts a little towards and away from the camera (about 1.5% in size), leaning in a
+        # little while speaking, and sways sideways and with its nods (VASA-1's heads do)
+        out[col("tx")] = s * 0.007 * n["tx"]
+        out[col("ty")] = s * (0.005 * n["ty"] + 0.002 * nod / 3.0)
+        out[col("scale")] = (1.0 + s * (0.013 * n["scale"] + 0.008 * (self._activity - 0.5))) / c.distance
 
         # brows: pitch accents relative to the speaker's running mean f0 (in octaves, over voiced frames: the
         # plain mean of the first 10 s of voicing, then an exponential average with a 10 s memory)

@@ -32,15 +32,24 @@ PARAM_W[TUCK] = 1.5
 PARAM_W[TNG] = 0.7
 
 
-def load_split(d: Path):
+def _lead(a: np.ndarray, k: int) -> np.ndarray:
+    """a[t + k] at t (the last row held at the end): targets k frames earlier than the sound."""
+    return a if k <= 0 else np.concatenate([a[k:], np.repeat(a[-1:], min(k, len(a)), 0)])[:len(a)]
+
+
+def load_split(d: Path, lead_frames: int = 0):
+    """Utterances (log-mel, targets, viseme ids) of one split; with `lead_frames` the targets (and visemes) are
+    moved that many 10 ms frames earlier than the audio, because real lips and jaw move before the sound
+    they shape."""
     utts = []
     for f in sorted(d.glob("shard_*.npz")):
         z = np.load(f)
         off = 0
         for n in z["lens"]:
             n = int(n)
-            utts.append((z["feats"][off:off + n].astype(np.float32), z["y"][off:off + n].astype(np.float32),
-                         z["vis"][off:off + n].astype(np.int64)))
+            utts.append((z["feats"][off:off + n].astype(np.float32),
+                         _lead(z["y"][off:off + n].astype(np.float32), lead_frames),
+                         _lead(z["vis"][off:off + n].astype(np.int64), lead_frames)))
             off += n
     return utts
 
@@ -78,12 +87,13 @@ def save(net, path, extra):
 
 
 def train(data="build/lipsync", out="assets/lipsync.pt", steps=6000, batch=24, crop=400, lr=2e-3, channels=128,
-          seed=0, threads=1, max_minutes=None, log=print, val_every=250, init=None):
+          seed=0, threads=1, max_minutes=None, log=print, val_every=250, init=None, lead_ms=0.0):
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     data = Path(data)
-    tr, va = load_split(data / "train"), load_split(data / "val")
+    lead = int(round(lead_ms / 10.0))
+    tr, va = load_split(data / "train", lead), load_split(data / "val", lead)
     if not va:
         va = tr[-max(1, len(tr) // 20):]
     if init:                                   # fine-tune from a checkpoint (keeps its feature normalisation)
@@ -130,7 +140,7 @@ def train(data="build/lipsync", out="assets/lipsync.pt", steps=6000, batch=24, c
             if vl < best:
                 best = vl
                 if out:
-                    save(net, out, {"step": step + 1, "val_loss": vl, "seed": seed})
+                    save(net, out, {"step": step + 1, "val_loss": vl, "seed": seed, "lead_ms": 10.0 * lead})
         if last:
             break
     return net, {"best_val": best, "history": hist}
@@ -149,9 +159,11 @@ def main(argv=None):
     ap.add_argument("--max-minutes", type=float, default=None, help="stop early after this wall time")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="start from this checkpoint (fine-tuning)")
+    ap.add_argument("--lead-ms", type=float, default=0.0,
+                    help="targets this much earlier than the sound (real articulators lead the audio)")
     a = ap.parse_args(argv)
     train(a.data, a.out, a.steps, a.batch, a.crop, a.lr, a.channels, a.seed, a.threads, a.max_minutes,
-          log=lambda s: print(s, flush=True), init=a.init)
+          log=lambda s: print(s, flush=True), init=a.init, lead_ms=a.lead_ms)
 
 
 if __name__ == "__main__":
