@@ -11,7 +11,7 @@ Hosting knobs (environment variables, safe defaults: README "Hosting", `safety.l
 VASA_PORT, VASA_DATA_DIR, VASA_LABEL, VASA_QUEUE_SIZE, VASA_CLIENT_CONCURRENT, VASA_CLIENT_PER_MINUTE,
 VASA_MAX_UPLOAD_MB, VASA_MAX_AUDIO_S, VASA_MAX_IMAGE_MP, VASA_MAX_SIZE, VASA_GENERATE_TIMEOUT_S,
 VASA_DETECT_TIMEOUT_S, VASA_DETECT_MAX_MP, VASA_DETECT_MAX_FRAMES, VASA_OUTPUT_TTL_S, VASA_CLEAN_EVERY_S,
-VASA_TRUST_PROXY, VASA_FRAME_ANCESTORS.
+VASA_TRUST_PROXY, VASA_FRAME_ANCESTORS; VASA_DEFAULT_AUDIO (the example's speech, default assets/default_speech.ogg).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ from vasa_core.motion import EMOTIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_IMAGE = str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
-DEFAULT_AUDIO = str(ROOT / "assets" / "default_speech.ogg")
+DEFAULT_AUDIO = os.environ.get("VASA_DEFAULT_AUDIO") or str(ROOT / "assets" / "default_speech.ogg")
 LIMITS = HostLimits.from_env()
 MAX_AUDIO_S = LIMITS.audio_s
 LABEL = os.environ.get("VASA_LABEL", "1") != "0"

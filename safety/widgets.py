@@ -25,12 +25,18 @@ def _path(payload) -> str | None:
 class RawImage(gr.Image):
     """An image widget whose input is the uploaded file's path, never decoded on the server."""
 
+    def get_block_name(self) -> str:     # the browser draws it with Gradio's own widget
+        return "image"
+
     def preprocess(self, payload) -> str | None:  # type: ignore[override]
         return _path(payload)
 
 
 class RawAudio(gr.Audio):
     """An audio widget whose (non-streaming) input is the uploaded file's path, never converted."""
+
+    def get_block_name(self) -> str:     # the browser draws it with Gradio's own widget
+        return "audio"
 
     def preprocess(self, payload):  # type: ignore[override]
         if self.streaming:
@@ -41,12 +47,18 @@ class RawAudio(gr.Audio):
 class RawVideo(gr.Video):
     """A video widget whose input is the uploaded file's path, never converted."""
 
+    def get_block_name(self) -> str:     # the browser draws it with Gradio's own widget
+        return "video"
+
     def preprocess(self, payload) -> str | None:  # type: ignore[override]
         return _path(payload)
 
 
 class Choice(gr.Radio):
     """Radio buttons that pass any value on (the app checks it and answers in one sentence)."""
+
+    def get_block_name(self) -> str:     # the browser draws it with Gradio's own widget
+        return "radio"
 
     def preprocess(self, payload: Any) -> Any:  # type: ignore[override]
         return payload
@@ -55,6 +67,9 @@ class Choice(gr.Radio):
 class IntChoice(gr.Dropdown):
     """A dropdown of integers, advertised in the API schema as integers (Gradio's says strings), accepting
     an integer or a string of digits; anything else passes on for the app to refuse in one sentence."""
+
+    def get_block_name(self) -> str:     # the browser draws it with Gradio's own widget
+        return "dropdown"
 
     def api_info(self) -> dict[str, Any]:
         return {"type": "integer", "enum": [c[1] for c in self.choices]}

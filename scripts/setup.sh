@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 # Debian packages: espeak-ng (speech synthesis for lip-sync training data and tests).
 need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+# chromium: the real-browser test of the demo (tests/test_browser.py, driven by playwright)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
