@@ -161,7 +161,7 @@ def flow_maps(ids: np.ndarray, M: np.ndarray, box) -> tuple[np.ndarray, np.ndarr
     return mx, my
 
 
-def remap(image: np.ndarray, mx: np.ndarray, my: np.ndarray, box) -> np.ndarray:
+def remap(image: np.ndarray, mx: np.ndarray, my: np.ndarray, box, interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
     """`image` with `box` replaced by its backward warp through (mx, my).
 
     Bicubic: bilinear sampling at fractional offsets kept only 0.58x of Grace Hopper's face detail
@@ -170,7 +170,7 @@ def remap(image: np.ndarray, mx: np.ndarray, my: np.ndarray, box) -> np.ndarray:
     """
     x0, y0, x1, y1 = box
     out = image.copy()
-    out[y0:y1, x0:x1] = cv2.remap(image, mx, my, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    out[y0:y1, x0:x1] = cv2.remap(image, mx, my, interpolation, borderMode=cv2.BORDER_REPLICATE)
     return out
 
 
@@ -220,7 +220,7 @@ def _refill_lips(image: np.ndarray, source: np.ndarray, src_lm: np.ndarray, dst_
     s_v = np.where(up, sv_up, sv_lo)
     sx = smid[0] + u * shalf * su[0] + s_v * sv[0]
     sy = smid[1] + u * shalf * su[1] + s_v * sv[1]
-    lips = cv2.remap(source, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_CUBIC,
+    lips = cv2.remap(source, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LANCZOS4,
                      borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.fillPoly(mask, [np.round((outer - [x0, y0]) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
@@ -256,7 +256,7 @@ def close_mouth(portrait: Portrait) -> Portrait:
     image = portrait.image
     if flow is not None:
         mx, my = flow_maps(*flow)
-        image = remap(image, mx, my, flow[2])
+        image = remap(image, mx, my, flow[2], cv2.INTER_LANCZOS4)    # once per portrait: the sharpest filter
     image = _refill_lips(image, portrait.image, portrait.landmarks.astype(np.float64), closed)
     lm = portrait.landmarks.copy()
     lm[:468] = closed[:468]
@@ -510,7 +510,7 @@ class Renderer:
             ya, yb, xa, xb = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
             px = (mx[ya:yb, xa:xb] - bx0).astype(np.float32)
             py = (my[ya:yb, xa:xb] - by0).astype(np.float32)
-            tex = cv2.remap(closed, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            tex = cv2.remap(closed, px, py, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
             inside = hit[ya:yb, xa:xb].astype(np.float32)
             region = out[y0 + ya:y0 + yb, x0 + xa:x0 + xb].astype(np.float32)
             a = (w * inside)[..., None]
@@ -529,7 +529,7 @@ class Renderer:
             fx, fy = centre[0] - w / 2 - x0, centre[1] - h / 2 - y0
             # sub-pixel placement of the iris texture
             m = np.float32([[1, 0, fx], [0, 1, fy]])
-            tex = cv2.warpAffine(e.patch, m, (w + 1, h + 1), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            tex = cv2.warpAffine(e.patch, m, (w + 1, h + 1), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
             a = cv2.warpAffine(e.alpha, m, (w + 1, h + 1), flags=cv2.INTER_LINEAR)
             xa, ya = max(x0, 0), max(y0, 0)
             xb, yb = min(x0 + w + 1, self.size), min(y0 + h + 1, self.size)
@@ -565,7 +565,11 @@ class Renderer:
         v_lo = np.interp(u, ul, vl)
         a = v - v_up                  # pixels below the upper lip's inner edge
         b = v_lo - v                  # pixels above the lower lip's inner edge
-        alpha = np.clip(np.minimum(a, b) + 0.5, 0.0, 1.0) * (np.abs(u) < 1.0)
+        # inside the inner-lip polygon (anti-aliased: exact at the corners, where a 3/4 view's perspective
+        # puts inner-lip points beyond the corner landmarks) and between the lip profiles
+        hole = np.zeros(a.shape, np.uint8)
+        cv2.fillPoly(hole, [np.round((poly - [x0, y0]) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+        alpha = np.minimum(np.clip(np.minimum(a, b) + 0.5, 0.0, 1.0), hole.astype(np.float32) / 255.0)
         if alpha.max() <= 0.02:
             return
 
@@ -578,6 +582,11 @@ class Renderer:
         v_teeth_lo = rest_profile(jaw, LIPS_INNER_LOWER)       # where the lower incisors' roots sit
         Wm = 2 * half
         gap = np.maximum(v_lo - v_up, 1e-3)
+        # a portrait's own slightly parted lips (a dark line) stay as they are until the mouth opens further
+        rest_gap = rest_profile(skull, LIPS_INNER_LOWER) - v_teeth_up
+        alpha *= np.clip((gap - np.maximum(rest_gap, 0) - 0.3) / (0.02 * Wm + 1.0), 0, 1)
+        if alpha.max() <= 0.02:
+            return
         au = np.abs(u)
         depth = np.clip(1.0 - 0.8 * au ** 2, 0.1, 1.0)          # the mouth darkens towards its corners
         # cavity: dark red, darkest at the back (the top, behind the upper teeth) and towards the corners,
@@ -603,7 +612,7 @@ class Renderer:
             s_v = np.where(take_up, np.interp(u, suu, svu) + a, np.interp(u, sul, svl) - b)
             sx = smid[0] + u * shalf * su_ax[0] + s_v * sv_ax[0]
             sy = smid[1] + u * shalf * su_ax[1] + s_v * sv_ax[1]
-            own = cv2.remap(own_image, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LINEAR,
+            own = cv2.remap(own_image, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_CUBIC,
                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             col = np.where((take_up | take_lo)[..., None], own, col)
         else:
@@ -637,7 +646,9 @@ class Renderer:
             shade *= 1 - 0.22 * np.clip(dist / np.maximum(tip, 1e-3), 0, 1) ** 3    # translucent tips
             return cover, shade
         up_cover, up_shade = row(self.UPPER_TEETH, 0.095 * Wm, v - v_teeth_up + 0.01 * Wm)
-        lo_cover, lo_shade = row(self.LOWER_TEETH, 0.05 * Wm, v_teeth_lo - v + 0.005 * Wm)
+        # the lower incisors' tips sit just below the lower lip's resting edge: they show when the lower lip
+        # drops or the jaw opens wide, as in real speech, not as a second row in every open mouth
+        lo_cover, lo_shade = row(self.LOWER_TEETH, 0.05 * Wm, v_teeth_lo - v - 0.015 * Wm)
         up_cover *= np.clip((0.84 - au) / 0.15, 0, 1)
         lo_cover *= np.clip((0.66 - au) / 0.15, 0, 1)
         lip_shadow_up = 1 - 0.4 * np.exp(-np.maximum(a, 0) / (0.03 * Wm))       # the upper lip shades them
@@ -645,6 +656,10 @@ class Renderer:
         # gums: a pink band above the upper teeth, seen when the upper lip lifts above the teeth's roots
         gum = np.clip((v_teeth_up - 0.01 * Wm - v) / 1.0 + 0.5, 0, 1) * np.clip((0.8 - au) / 0.2, 0, 1)
         col += gum[..., None] * (self.gum * (0.5 + 0.5 * depth)[..., None] - col)
-        col += lo_cover[..., None] * (self.teeth * (0.62 * depth * lo_shade * lip_shadow_lo)[..., None] - col)
-        col += up_cover[..., None] * (self.teeth * (depth ** 0.7 * up_shade * lip_shadow_up)[..., None] - col)
+        # shaded teeth fall towards the mouth's warm dark, not towards black (darkened ivory reads green-grey)
+        def shaded(light: np.ndarray) -> np.ndarray:
+            light = np.clip(light, 0, 1.1)[..., None]
+            return self.teeth * light + self.cavity * 1.6 * (1 - np.minimum(light, 1))
+        col += lo_cover[..., None] * (shaded(0.7 * depth * lo_shade * lip_shadow_lo) - col)
+        col += up_cover[..., None] * (shaded(depth ** 0.7 * up_shade * lip_shadow_up) - col)
         return col
