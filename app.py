@@ -48,6 +48,11 @@ from vasa_core.motion import EMOTIONS  # noqa: E402
 ROOT = Path(__file__).resolve().parent
 DEFAULT_IMAGE = str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
 DEFAULT_AUDIO = os.environ.get("VASA_DEFAULT_AUDIO") or str(ROOT / "assets" / "default_speech.ogg")
+EXAMPLE_DIR = ROOT / "assets" / "examples"           # made by scripts/make_examples.py (espeak-ng speech)
+EXAMPLES = [[DEFAULT_IMAGE, DEFAULT_AUDIO, CONSENT_PUBLIC_DOMAIN],
+            [str(EXAMPLE_DIR / "hopper_painting.jpg"), str(EXAMPLE_DIR / "speech_en.ogg"), CONSENT_PUBLIC_DOMAIN],
+            [DEFAULT_IMAGE, str(EXAMPLE_DIR / "speech_de.ogg"), CONSENT_PUBLIC_DOMAIN],
+            [str(EXAMPLE_DIR / "hopper_painting.jpg"), str(EXAMPLE_DIR / "speech_de.ogg"), CONSENT_PUBLIC_DOMAIN]]
 LIMITS = HostLimits.from_env()
 MAX_AUDIO_S = LIMITS.audio_s
 LABEL = os.environ.get("VASA_LABEL", "1") != "0"
@@ -190,6 +195,47 @@ def _generate(decision, audio, size: int, controls: dict, progress):
     return out, len(motion), clip, time.perf_counter() - t0, pipe.mouth.name
 
 
+# ------------------------------------------------------------------------------------------------ faces
+def find_faces(image):
+    """Generate tab: number every face found in the portrait on a preview; clicking one picks it.
+
+    Returns (preview RGB or None, face number (-1: the only face), the faces' boxes in preview pixels)."""
+    from safety.likeness import default_detector
+    from safety.validate import validate_image
+    if not image:
+        return None, -1, []
+    try:
+        from PIL import Image
+        with Image.open(image) as im:                       # header only: the host's pixel bound first
+            if im.size[0] * im.size[1] > LIMITS.image_mp * 1e6:
+                return None, -1, []
+        rgb = validate_image(image).rgb
+    except Exception:                                       # Generate's gate gives the sentence
+        return None, -1, []
+    import cv2
+    scale = min(1.0, 480 / max(rgb.shape[:2]))
+    preview = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else rgb.copy()
+    boxes = []
+    for i, face in enumerate(default_detector().detect(rgb)):
+        x0, y0, x1, y1 = (int(round(v * scale)) for v in face.box)
+        boxes.append((x0, y0, x1, y1))
+        cv2.rectangle(preview, (x0, y0), (x1, y1), (255, 200, 0), 2)
+        cv2.putText(preview, str(i), (x0 + 4, y0 + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 200, 0), 2)
+    return preview, -1, boxes          # several faces: the gate asks for a click (or a number)
+
+
+def pick_face(boxes, evt: gr.SelectData):
+    """Clicking the preview picks the face under the pointer (or the nearest one)."""
+    if not boxes:
+        return gr.skip()
+    x, y = evt.index[0], evt.index[1]
+    inside = [i for i, (x0, y0, x1, y1) in enumerate(boxes) if x0 <= x <= x1 and y0 <= y <= y1]
+    if inside:
+        return inside[0]
+    return min(range(len(boxes)), key=lambda i: ((boxes[i][0] + boxes[i][2]) / 2 - x) ** 2
+               + ((boxes[i][1] + boxes[i][3]) / 2 - y) ** 2)
+
+
 # ------------------------------------------------------------------------------------------------ Detect
 def _lower_priority() -> None:
     """Detect runs at a lower CPU priority than generation and live streams (Linux: per-thread nice)."""
@@ -320,7 +366,7 @@ class LiveSession:
         self.payload: str | None = None
         self.error: str | None = None
         self.thread: threading.Thread | None = None
-        self.started = time.perf_counter()
+        self.started = self.last_seen = time.perf_counter()
 
     def push(self, rate: int, samples: np.ndarray) -> None:
         x = np.asarray(samples)
@@ -334,7 +380,8 @@ class LiveSession:
             self.thread = threading.Thread(target=self._run, name="vasa-live", daemon=True)
             self.thread.start()
         self.received += len(x)
-        self.arrivals.append((self.received, time.perf_counter()))
+        self.last_seen = time.perf_counter()
+        self.arrivals.append((self.received, self.last_seen))
         self.chunks.put(x)
 
     @property
@@ -397,6 +444,11 @@ def live_start(image, consent, name, size, seed, gaze_x, gaze_y, distance, emoti
     if decision.chosen_face is not None and decision.faces:
         face_box = tuple(decision.faces[decision.chosen_face]["box"])
     key = request.session_hash or uuid.uuid4().hex
+    for other, sess in list(_LIVE.items()):                  # sessions whose browser went away
+        if time.perf_counter() - sess.last_seen > 30:
+            _LIVE.pop(other, None)
+            sess.close()
+            _finish(sess.request_id, "cancelled", "live: no audio for 30 s")
     old = _LIVE.pop(key, None)
     if old is not None:
         old.close()
@@ -478,8 +530,12 @@ def build_demo() -> gr.Blocks:
                                       value="Demo visitor", elem_id="name")
                     with gr.Accordion("Verify it's me (optional): a selfie or second photo of you", open=False):
                         selfie = RawImage(label="Selfie", type="filepath", sources=["upload", "webcam"], height=200)
-                    face_index = gr.Number(value=-1, precision=0,
-                                           label="Face to animate in a group photo (0 = leftmost; -1 = only face)")
+                    with gr.Accordion("Faces found: click the face to animate (group photos)", open=False):
+                        faces_view = gr.Image(label="Faces found (click one)", interactive=False, height=240,
+                                              elem_id="faces")
+                        face_index = gr.Number(value=-1, precision=0, elem_id="face-index",
+                                               label="Face to animate (0 = leftmost; -1 = the only face)")
+                    face_boxes = gr.State([])
                     with gr.Accordion("Controls", open=False):
                         size = IntChoice(SIZES, value=min(512, SIZES[-1]), label="Output size (pixels)",
                                          elem_id="size")
@@ -494,7 +550,13 @@ def build_demo() -> gr.Blocks:
                 with gr.Column():
                     video = gr.Video(label="Result", autoplay=True, elem_id="result")
                     status = gr.Textbox(label="Status", interactive=False, elem_id="status")
+                    gr.Examples(EXAMPLES, [image, audio, consent], label="Examples: public-domain portrait, a "
+                                "painting-like version of it, speech this project synthesised in English and German",
+                                elem_id="examples")
             controls = [size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale]
+            image.change(find_faces, [image], [faces_view, face_index, face_boxes], api_name="faces",
+                         concurrency_id="faces", concurrency_limit=1, show_progress="hidden")
+            faces_view.select(pick_face, [face_boxes], [face_index], api_name=False, show_progress="hidden")
             button.click(generate, [image, audio, consent, name, selfie, face_index] + controls, [video, status],
                          api_name="generate", concurrency_id="generate", concurrency_limit=1)
         with gr.Tab("Live", elem_id="live-tab"):

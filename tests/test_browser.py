@@ -122,6 +122,18 @@ def test_every_tab_opens(page):
         page.get_by_text(re.compile(re.escape(text), re.I)).first.wait_for(state="visible", timeout=60_000)
 
 
+def test_examples_and_choosing_the_face_by_clicking_it(page):
+    _tab(page, "Generate")
+    page.locator("#examples").get_by_role("row").nth(2).click()        # the painting-like portrait
+    page.get_by_text("Faces found: click the face").click()
+    faces = page.locator("#faces img")
+    faces.wait_for(state="visible", timeout=60_000)
+    assert page.locator("#face-index input").input_value() == "-1"
+    box = faces.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.3)   # on the face
+    page.wait_for_function("() => document.querySelector('#face-index input')?.value === '0'", timeout=30_000)
+
+
 def test_live_tab_streams_from_a_fake_microphone(page):
     _tab(page, "Live")
     page.click("#live-start")
