@@ -14,6 +14,7 @@ COMMANDS = {
     "measure": "safety.likeness",
     "audit": "safety.audit",
     "verify": "safety.verify",
+    "detect": "safety.detector",
 }
 
 

@@ -1,0 +1,175 @@
+"""The bundled deepfake detector (safety.detector, safety.evals): training on tiny self-made data, the shipped
+weights, scoring generated / unmarked clips, the batch scan (locally and on a local Ray instance), the report.
+
+Clips are made here from package media (Grace Hopper, the astronaut, assets/default_speech.ogg): generated
+ones with the pipeline, "camera" ones by moving a photo with noise and flicker (a stand-in for real video,
+only to exercise the training code; the research media are never needed)."""
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+from safety import detector as D
+from safety.evals import data as E
+from safety.evals import evaluate as V
+
+SECONDS = 3.0
+
+
+def _speech_wav(default_audio, seconds: float = SECONDS, offset: float = 0.0) -> bytes:
+    import soundfile as sf
+    x = E.read_audio(default_audio, offset, seconds, 48_000)
+    buf = io.BytesIO()
+    sf.write(buf, x, 48_000, format="WAV")
+    return buf.getvalue()
+
+
+def _camera_clip(img: np.ndarray, path, seed: int, seconds: float = SECONDS, fps: float = 25.0,
+                 audio: np.ndarray | None = None) -> None:
+    """A photo filmed by a shaky, noisy camera: global sub-pixel drift, sensor noise, brightness flicker."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    h, w = img.shape[:2]
+    s = 512 / min(h, w)
+    img = cv2.resize(img, (int(w * s), int(h * s)))[:512, :512]
+    frames, drift = [], np.zeros(2)
+    for i in range(int(seconds * fps)):
+        drift = 0.9 * drift + rng.normal(0, 0.6, 2)
+        m = np.float32([[1, 0, drift[0]], [0, 1, drift[1]]])
+        f = cv2.warpAffine(img, m, (512, 512), borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+        f = f * (1 + 0.02 * math.sin(2 * math.pi * 1.2 * i / fps)) + rng.normal(0, 3, f.shape)
+        frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    E.encode(frames, fps, audio, 16_000, 23, path)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, hopper_path, astronaut, default_audio):
+    """Clips the tests need: generated (watermarked + label, via write), the same frames unmarked, a second
+    unmarked fake, two camera clips, and a file that is not a video."""
+    from vasa_core import TalkingFacePipeline
+    d = tmp_path_factory.mktemp("detector")
+    pipe = TalkingFacePipeline(size=512, device="cpu")
+    wav = _speech_wav(default_audio)
+    out = pipe.write(hopper_path, wav, d / "generated.mp4", seed=0, label=True)
+    audio = pipe.load_audio(wav)
+    frames = list(pipe.frames(hopper_path, out.motion))           # the renderer's frames, no mark, no label
+    E.encode(frames, pipe.fps, audio.samples, audio.sample_rate, E.PRODUCT_CRF, d / "unmarked.mp4")
+    wav2 = _speech_wav(default_audio, offset=4.0)
+    audio2 = pipe.load_audio(wav2)
+    frames2 = list(pipe.frames(astronaut, pipe.motion(audio2, seed=3)))
+    E.encode(frames2, pipe.fps, audio2.samples, audio2.sample_rate, E.PRODUCT_CRF, d / "unmarked_astronaut.mp4")
+    import matplotlib.image
+    hopper = np.asarray(matplotlib.image.imread(hopper_path))
+    speech16 = E.read_audio(default_audio, 0.0, SECONDS, 16_000)
+    _camera_clip(hopper, d / "camera_hopper.mp4", 1, audio=speech16)
+    _camera_clip(astronaut, d / "camera_astronaut.mp4", 2, audio=speech16)
+    (d / "not_a_video.mp4").write_text("this is text, not a video\n")
+    return d
+
+
+def test_features_are_finite_and_named(clips):
+    X = D.clip_features(clips / "unmarked.mp4")
+    assert X.shape == (1, len(D.FEATURE_NAMES))
+    # a face was tracked in every sample and audio was read: kinematic and lip-audio cues are present
+    named = dict(zip(D.FEATURE_NAMES, X[0]))
+    assert named["face_found_frac"] == 1.0
+    for k in ("mouth_open_std", "head_roll_speed", "ear_mean", "av_corr_max", "diff_face", "rppg_std",
+              "sharp_face_vs_bg"):
+        assert np.isfinite(named[k]), k
+    assert np.isfinite(X).mean() > 0.9
+
+
+def test_training_on_tiny_data(clips):
+    """The training code path (features -> grouped CV -> calibration -> thresholds -> final model) runs and the
+    model separates its own training clips."""
+    items = [E.Item(id=f"t:{n}", path=str(clips / f"{n}.mp4"), label=lab, group=n, kind=kind,
+                    variants=("clean", "crf28", "hard"))
+             for n, lab, kind in (("unmarked", 1, "paired"), ("unmarked_astronaut", 1, "portrait"),
+                                  ("camera_hopper", 0, "real"), ("camera_astronaut", 0, "real"))]
+    records = []
+    for it in items:
+        rows = {v: [[None if not np.isfinite(x) else float(x) for x in r] for r in E.item_features(it, v)]
+                for v in it.variants}
+        records.append({"item": {**it.__dict__, "variants": list(it.variants)}, "rows": rows})
+    ev, model = V.run(records, "test", folds=2, max_iter=15, min_samples_leaf=2)
+    assert {s["name"][:3] for s in ev["sets"]} >= {"(a)", "(c)"}
+    lo, hi = model.thresholds
+    assert 0 <= lo <= hi <= 1
+    fake = model.score_clip(np.array(records[0]["rows"]["clean"], np.float32))
+    real = model.score_clip(np.array(records[2]["rows"]["clean"], np.float32))
+    assert 0 <= real < fake <= 1
+    D.save_model(model, clips / "tiny.pkl")
+    again = D.load_model(clips / "tiny.pkl")
+    assert again.feature_names == D.FEATURE_NAMES
+    assert abs(again.score_clip(np.array(records[0]["rows"]["clean"], np.float32)) - fake) < 1e-9
+
+
+def test_shipped_model_scores_generated_and_unmarked_clips(clips):
+    model = D.load_model()
+    assert model.feature_names == D.FEATURE_NAMES and len(model.medians) == len(D.FEATURE_NAMES)
+    gen = D.detect(clips / "generated.mp4")
+    assert gen.watermark["found"] and len(gen.watermark["payload"]) == 8
+    assert gen.verdict == "generated" and gen.fake_score == 1.0
+    un = D.detect(clips / "unmarked.mp4")
+    assert un.watermark == {"found": False, "payload": None, "confidence": 0.0}
+    assert 0.0 <= un.forensic_score <= 1.0 and un.fake_score == un.forensic_score
+    # the forensic model does not use the watermark or the visible label: same frames, same score
+    assert abs(gen.forensic_score - un.forensic_score) < 0.1, (gen.forensic_score, un.forensic_score)
+    # and it calls our unmarked renderer output generated
+    assert un.forensic_score >= model.thresholds[1], un.forensic_score
+    assert set(un.cues) == set(D.CUE_GROUPS)
+    d = json.loads(json.dumps(un.to_dict()))
+    assert set(d) == {"fake_score", "verdict", "watermark", "forensic_score", "cues", "seconds"}
+    # the public result never carries audit rows or hashes
+    assert "audit" not in json.dumps(gen.to_dict()) and "sha" not in json.dumps(gen.to_dict())
+
+
+def test_bad_files_get_one_sentence(clips, tmp_path):
+    for p in (clips / "not_a_video.mp4", tmp_path / "missing.mp4"):
+        with pytest.raises(D.DetectorError) as e:
+            D.detect(p)
+        msg = str(e.value)
+        assert msg.endswith(".") and "\n" not in msg and str(p) not in msg
+
+
+def test_cli_json(clips, capsys):
+    assert D.cli(["detect", str(clips / "unmarked.mp4"), "--json", "--no-watermark"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["verdict"] in ("generated", "real", "uncertain") and 0 <= row["fake_score"] <= 1
+    assert row["watermark"] is None
+
+
+def test_batch_scan_is_resumable_and_survives_bad_files(clips, tmp_path, capsys):
+    lst = tmp_path / "clips.txt"
+    lst.write_text("\n".join(str(clips / n) for n in ("unmarked.mp4", "not_a_video.mp4", "camera_hopper.mp4")))
+    out = tmp_path / "results.jsonl"
+    assert D.cli(["detect", str(lst), "--out", str(out), "--no-watermark"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 3
+    assert sum("error" in r for r in rows) == 1 and all("fake_score" in r for r in rows if "error" not in r)
+    assert "3/3" in capsys.readouterr().err            # the progress bar
+    assert D.scan(D.list_clips([str(lst)]), out, check_watermark=False) == 0     # resumed: nothing left
+    assert len(out.read_text().splitlines()) == 3
+
+
+def test_batch_scan_on_local_ray(clips, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "ray.jsonl"
+    paths = [str(clips / "unmarked.mp4"), str(clips / "not_a_video.mp4")]
+    assert D.scan(paths, out, ray_address="local", check_watermark=False, progress=False) == 2
+    rows = {r["path"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert "error" in rows[paths[1]]
+    local = D.detect(paths[0], check_watermark=False)
+    assert abs(rows[paths[0]]["forensic_score"] - local.forensic_score) < 1e-6
+
+
+def test_report_from_shipped_evaluation():
+    md, figs = D.report()
+    assert "| test set |" in md and "(b) other generators" in md and "VASA-1" in md
+    assert len(figs) == 3
+    ev = json.loads(D.EVAL_PATH.read_text())
+    assert ev["meta"]["renderer_commit"] and ev["thresholds"]["generated"] >= ev["thresholds"]["real"]
