@@ -195,7 +195,7 @@ def _lip_profiles(pts: np.ndarray):
 def _refill_lips(image: np.ndarray, source: np.ndarray, src_lm: np.ndarray, dst_lm: np.ndarray) -> np.ndarray:
     """Redraw the lips of `image` (whose landmarks are `dst_lm`, lips closed) from the open lips of `source`
     (landmarks `src_lm`): each lip is stretched from its outer edge to the line where the lips now meet,
-    sampling only the lip itself (70-75% of the way to its inner edge, where the mouth's shadow starts),
+    sampling only the outer half of each lip (mediapipe's inner contour of a wide-open mouth can lie on the cavity),
     so nothing of the open mouth's inside (teeth, cavity) survives. A soft seam darkens the meeting line."""
     (smid, su, sv, shalf), (s_ou, s_iu, s_il, s_ol) = _lip_profiles(src_lm)
     (dmid, du, dv, dhalf), (d_ou, d_iu, d_il, d_ol) = _lip_profiles(dst_lm)
@@ -215,8 +215,8 @@ def _refill_lips(image: np.ndarray, source: np.ndarray, src_lm: np.ndarray, dst_
     t_lo = np.clip((vo_l - v) / np.maximum(vo_l - seam, 0.5), 0, 1)
     s_out_u, s_in_u = np.interp(u, *s_ou), np.interp(u, *s_iu)
     s_out_l, s_in_l = np.interp(u, *s_ol), np.interp(u, *s_il)
-    sv_up = s_out_u + 0.75 * t_up * (s_in_u - s_out_u)
-    sv_lo = s_out_l - 0.7 * t_lo * (s_out_l - s_in_l)
+    sv_up = s_out_u + 0.55 * t_up * (s_in_u - s_out_u)
+    sv_lo = s_out_l - 0.5 * t_lo * (s_out_l - s_in_l)
     s_v = np.where(up, sv_up, sv_lo)
     sx = smid[0] + u * shalf * su[0] + s_v * sv[0]
     sy = smid[1] + u * shalf * su[1] + s_v * sv[1]

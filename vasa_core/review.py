@@ -6,7 +6,8 @@
     .venv/bin/python -m vasa_core.review --image IMG --audio AUDIO --out sheet.png [--thumb 192] [--face]
 
 The gallery table (`OUT_DIR/review.md`, also printed) has per portrait: accepted or the refusal sentence, the
-face's detail ratio against the source (rendered frames in memory and after H.264), the border check (share of
+face's detail ratio against the source (the framed portrait — below 1 when a large source is shrunk to the
+output size —, rendered frames in memory and after H.264), the border check (share of
 near-identical lines at the worst edge, output minus source: edge replication shows as +0.3 and more), and
 the largest inner-lip gap and closure count the rendered mouth reached (mediapipe on the frames).
 """
@@ -153,6 +154,7 @@ def review_portrait(pipe, image_path: Path, audio, out_dir: Path, frames_n: int 
     gaps = [g for g in (lip_gap(f) for f in frames[::2]) if g is not None]
     row.update(status="ok", framing=f"{portrait.crop_box}", yaw=round(portrait.yaw, 1),
                open_source=bool(renderer.own_mouth is not None),
+               detail_framed=round(ratio([face_detail(portrait.image)]), 2),
                detail_rendered=round(ratio(d_mem), 2), detail_h264=round(ratio(d_enc), 2),
                border=round(max(border_excess(portrait.image, f) for f in sample), 2),
                gap_max=round(max(gaps), 3) if gaps else None,
@@ -172,7 +174,8 @@ def review_gallery(gallery: Path, audio_path: Path, out_dir: Path, seconds: floa
     for path in sorted(p for p in gallery.iterdir() if p.suffix.lower() in IMAGE_TYPES):
         rows.append(review_portrait(pipe, path, audio, out_dir))
         print(rows[-1], flush=True)
-    keys = ["portrait", "status", "yaw", "open_source", "detail_rendered", "detail_h264", "border", "gap_min", "gap_max"]
+    keys = ["portrait", "status", "yaw", "open_source", "detail_framed", "detail_rendered", "detail_h264", "border",
+            "gap_min", "gap_max"]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
     (out_dir / "review.md").write_text("\n".join(lines) + "\n")
