@@ -23,6 +23,7 @@ CLI (through ``python -m safety``)::
     gallery remove NAME
     screen IMG [--json]                         every face: decision, distance, nearest protected name
     measure [--json OUT] [--markdown]           re-measure false-match / false-non-match rates
+    measure --real FOLDER [--same A,B] [--frames N]   ... also on real photos/videos of several people
 """
 from __future__ import annotations
 
@@ -740,6 +741,118 @@ def measure(embedder: Embedder | None = None, detector: FaceDetector | None = No
     }
 
 
+_VIDEO_EXT = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".m4v")
+_IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def _clip_faces(path: Path, n: int, embedder: Embedder, detector: FaceDetector) -> list[np.ndarray]:
+    """Embeddings of the largest face in `n` frames spread evenly over a video (faces too small are skipped)."""
+    import av
+
+    with av.open(str(path)) as c:
+        total = c.streams.video[0].frames or 0
+    if total <= 0:
+        with av.open(str(path)) as c:
+            total = sum(1 for _ in c.decode(video=0))
+    wanted = set(np.linspace(0, max(0, total - 1), n).round().astype(int).tolist())
+    out = []
+    with av.open(str(path)) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            if i in wanted:
+                rgb = frame.to_ndarray(format="rgb24")
+                found = analyze_faces(rgb, embedder, detector)
+                if found:
+                    best = max(found, key=lambda f: f.face.area)
+                    x0, y0, x1, y1 = best.face.box
+                    if min(x1 - x0, y1 - y0) >= MIN_SCREEN_FACE:
+                        out.append(best.embedding)
+            if i >= max(wanted):
+                break
+    return out
+
+
+def measure_folders(folders: Sequence[str | Path], same: Sequence[Sequence[str]] = (), frames_per_clip: int = 4,
+                    embedder: Embedder | None = None, detector: FaceDetector | None = None,
+                    thresholds: Sequence[float] | None = None, log=None) -> dict:
+    """False-match / false-non-match rates on real media of several people.
+
+    Every video file in `folders` is one person, and so is every sub-folder of photos; `same` lists groups
+    of file or sub-folder names that show one person (check identities by looking). `frames_per_clip` frames
+    are taken evenly from each video. Same-person pairs: two faces of one person, split into "same clip"
+    (different frames of one video, or photos in one sub-folder) and "across clips" (different videos of one
+    person: the harder, more honest case); different-person pairs: faces of two different people.
+    """
+    embedder = embedder or default_embedder()
+    detector = detector or default_detector()
+    alias = {name: group[0] for group in same for name in group}
+    sources: list[tuple[str, list[np.ndarray]]] = []          # (source name, embeddings)
+    for folder in folders:
+        for path in sorted(Path(folder).iterdir()):
+            if path.is_file() and path.suffix.lower() in _VIDEO_EXT:
+                vecs = _clip_faces(path, frames_per_clip, embedder, detector)
+            elif path.is_dir():
+                vecs = []
+                for img in sorted(path.iterdir()):
+                    if img.suffix.lower() in _IMAGE_EXT:
+                        found = analyze_faces(_load_rgb(str(img)), embedder, detector)
+                        if found:
+                            vecs.append(max(found, key=lambda f: f.face.area).embedding)
+            else:
+                continue
+            if log:
+                log(f"{path.name}: {len(vecs)} face(s)")
+            if vecs:
+                sources.append((path.name, vecs))
+    person = [alias.get(name, name) for name, _ in sources]
+    same_clip, across, impostor = [], [], []
+    for a in range(len(sources)):
+        va = sources[a][1]
+        for i in range(len(va)):
+            for j in range(i + 1, len(va)):
+                same_clip.append(embedder.distance(va[i], va[j]))
+        for b in range(a + 1, len(sources)):
+            d = [embedder.distance(x, y) for x in va for y in sources[b][1]]
+            (across if person[a] == person[b] else impostor).extend(d)
+    grid = list(thresholds or [0.40, 0.45, 0.50, 0.52, 0.55, 0.58, 0.60, 0.62, 0.65, 0.70])
+    sc, ac, im = np.array(same_clip), np.array(across), np.array(impostor)
+
+    def rate(x, f):
+        return None if len(x) == 0 else float(f(x))
+    rows = [{"threshold": t, "fnmr_same_clip": rate(sc, lambda x: (x > t).mean()),
+             "fnmr_across_clips": rate(ac, lambda x: (x > t).mean()), "fmr": rate(im, lambda x: (x <= t).mean())}
+            for t in grid]
+    stats = {k: (None if len(v) == 0 else {"min": float(v.min()), "median": float(np.median(v)),
+                                           "max": float(v.max())})
+             for k, v in (("same_clip", sc), ("across_clips", ac), ("impostor", im))}
+    return {"embedder": embedder.name, "sources": len(sources), "people": len(set(person)),
+            "faces": sum(len(v) for _, v in sources), "frames_per_clip": frames_per_clip,
+            "same_clip_pairs": len(sc), "across_clip_pairs": len(ac), "impostor_pairs": len(im),
+            "distances": stats, "rates": rows}
+
+
+def _markdown_real(real: dict, augmented: dict | None) -> str:
+    aug = {r["threshold"]: r for r in (augmented or {}).get("rates", [])}
+
+    def f(x):
+        return "-" if x is None else f"{x:.3f}"
+    lines = [f"Real media: {real['people']} people, {real['sources']} clips/folders, {real['faces']} faces "
+             f"({real['frames_per_clip']} frames a clip); {real['same_clip_pairs']} same-person pairs within a clip, "
+             f"{real['across_clip_pairs']} across clips, {real['impostor_pairs']} different-person pairs.", "",
+             "| threshold | FNMR augmented | FMR augmented | FNMR real, same clip | FNMR real, across clips | "
+             "FMR real |", "|---|---|---|---|---|---|"]
+    for r in real["rates"]:
+        a = aug.get(r["threshold"], {})
+        lines.append(f"| {r['threshold']:.2f} | {f(a.get('fnmr_enrolled'))} | {f(a.get('fmr'))} | "
+                     f"{f(r['fnmr_same_clip'])} | {f(r['fnmr_across_clips'])} | {f(r['fmr'])} |")
+    d = real["distances"]
+    for key, label in (("same_clip", "same person, same clip"), ("across_clips", "same person, across clips"),
+                       ("impostor", "different people")):
+        if d[key]:
+            lines.append(f"\n{label}: distance min {d[key]['min']:.3f}, median {d[key]['median']:.3f}, "
+                         f"max {d[key]['max']:.3f}.")
+    return "\n".join(lines)
+
+
 def _markdown(result: dict) -> str:
     lines = [f"Embedder `{result['embedder']}`; identities: {', '.join(result['identities'])}; "
              f"{result['genuine_pairs']} same-person pairs ({result['genuine_enrolled_pairs']} against the enrolled "
@@ -853,12 +966,27 @@ def _cli_measure(argv: list[str]) -> int:
     p.add_argument("--json", dest="json_out", help="also write the full result to this JSON file")
     p.add_argument("--facenet-weights", help="measure facenet InceptionResnetV1 with this state-dict file")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--real", action="append", default=[], metavar="FOLDER",
+                   help="also measure on real media: each video, and each sub-folder of photos, is one person")
+    p.add_argument("--same", action="append", default=[], metavar="A,B",
+                   help="these files/sub-folders of --real show the same person (repeatable)")
+    p.add_argument("--frames", type=int, default=4, help="frames taken from each video (default 4)")
+    p.add_argument("--real-only", action="store_true", help="with --real: skip the augmented measurement")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
-    result = measure(_embedder_from_args(args), log=(lambda m: print(m, file=sys.stderr)) if args.verbose else None)
+    log = (lambda m: print(m, file=sys.stderr)) if args.verbose else None
+    embedder = _embedder_from_args(args)
+    result = {} if (args.real and args.real_only) else measure(embedder, log=log)
+    if args.real:
+        result["real"] = measure_folders(args.real, [g.split(",") for g in args.same], args.frames, embedder,
+                                         log=log)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2))
-    print(_markdown(result))
+    if "rates" in result:
+        print(_markdown(result))
+    if args.real:
+        print()
+        print(_markdown_real(result["real"], result))
     return 0
