@@ -16,6 +16,7 @@ VASA_TRUST_PROXY, VASA_FRAME_ANCESTORS; VASA_DEFAULT_AUDIO (the example's speech
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import logging
 import math
 import os
@@ -183,7 +184,8 @@ def _generate(decision, audio, size: int, controls: dict, progress):
     start, stop = time.perf_counter(), threading.Event()
     eta = len(motion) / _SPEED.get(size, 50.0)
     progress(0.4, desc=f"Rendering, watermarking, signing (about {eta:.0f} s left)")
-    tick = threading.Thread(target=_ticker, args=(progress, start, 0.4, 0.98, eta, stop), daemon=True)
+    ctx = contextvars.copy_context()                 # Gradio finds the event's progress bar in the context
+    tick = threading.Thread(target=ctx.run, args=(_ticker, progress, start, 0.4, 0.98, eta, stop), daemon=True)
     tick.start()
     try:
         out = pipe.write(rgb, clip, OUT_DIR / f"talking_{uuid.uuid4().hex[:12]}.mp4", motion=motion,
