@@ -267,11 +267,30 @@ def _image_stats(rgb: np.ndarray, lm: np.ndarray, prev: dict | None) -> tuple[np
     return stats, cur
 
 
-def extract_signals(source, max_seconds: float = MAX_WINDOWS * WINDOW_SECONDS) -> ClipSignals:
+def _rgb(frame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a decoded frame (OpenCV's I420 conversion: several times faster than swscale's)."""
+    import cv2
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
+
+
+def _luma(frame) -> np.ndarray:
+    """(H, W) uint8 luma plane of a decoded frame."""
+    if frame.format.name in ("yuv420p", "yuvj420p") and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return frame.to_ndarray()[: frame.height]
+    import cv2
+    return cv2.cvtColor(frame.to_ndarray(format="rgb24"), cv2.COLOR_RGB2GRAY)
+
+
+def extract_signals(source, max_seconds: float = MAX_WINDOWS * WINDOW_SECONDS, luma_sink=None) -> ClipSignals:
     """Decode the first `max_seconds` of a clip (path or bytes) once and measure what the features need.
 
-    Raises DetectorError (one sentence) for files that are not readable videos or have no frames.
+    luma_sink: optional callable given every decoded frame's (H, W) uint8 luma (the watermark check rides
+    on the same decoding pass). Raises DetectorError (one sentence) for files that are not readable videos
+    or have no frames.
     """
+    import cv2
     import mediapipe as mp
 
     audio = _read_audio(source, max_seconds)
@@ -302,21 +321,27 @@ def extract_signals(source, max_seconds: float = MAX_WINDOWS * WINDOW_SECONDS) -
                 last_t = t + 1.0 / rate
                 w, h = frame.width, frame.height
                 aspect = w / h
-                if t + 1e-6 >= next_thumb:           # thumbnails at a fixed rate, whatever the clip's fps
+                if luma_sink is not None:
+                    luma_sink(_luma(frame))
+                want_thumb, want_sample = t + 1e-6 >= next_thumb, t + 1e-6 >= next_sample
+                if not (want_thumb or want_sample):
+                    continue
+                full = _rgb(frame)
+                if want_thumb:                        # thumbnails at a fixed rate, whatever the clip's fps
                     next_thumb += 1.0 / THUMB_FPS
                     while next_thumb <= t:
                         next_thumb += 1.0 / THUMB_FPS
                     th = max(2, int(round(THUMB_WIDTH * h / w / 2)) * 2)
-                    thumbs.append(frame.reformat(width=THUMB_WIDTH, height=th, format="rgb24").to_ndarray())
+                    thumbs.append(cv2.resize(full, (THUMB_WIDTH, th), interpolation=cv2.INTER_AREA))
                     thumb_t.append(t)
-                if t + 1e-6 < next_sample:
+                if not want_sample:
                     continue
                 next_sample += 1.0 / ANALYSIS_FPS
                 while next_sample <= t:
                     next_sample += 1.0 / ANALYSIS_FPS
                 s = min(1.0, ANALYSIS_MAX_SIDE / max(w, h))
                 aw, ah = max(2, int(round(w * s / 2)) * 2), max(2, int(round(h * s / 2)) * 2)
-                rgb = frame.reformat(width=aw, height=ah, format="rgb24").to_ndarray()
+                rgb = full if (aw, ah) == (w, h) else cv2.resize(full, (aw, ah), interpolation=cv2.INTER_AREA)
                 res = mesh.process(rgb)
                 sample_t.append(t)
                 if not res.multi_face_landmarks:
@@ -582,9 +607,9 @@ def clip_windows(sig: ClipSignals, seconds: float = WINDOW_SECONDS, max_windows:
     return out or [(0.0, seconds)]
 
 
-def clip_features(source, max_windows: int = MAX_WINDOWS) -> np.ndarray:
+def clip_features(source, max_windows: int = MAX_WINDOWS, luma_sink=None) -> np.ndarray:
     """Feature vectors (n_windows, len(FEATURE_NAMES)) of the first windows of a clip (path or bytes)."""
-    sig = extract_signals(source, max_windows * WINDOW_SECONDS)
+    sig = extract_signals(source, max_windows * WINDOW_SECONDS, luma_sink)
     return np.stack([window_features(sig, a, b) for a, b in clip_windows(sig, max_windows=max_windows)])
 
 
@@ -701,11 +726,27 @@ class DetectorResult:
         return asdict(self)
 
 
-def _watermark_facts(path) -> dict:
-    from safety import watermark as wm
-    det = wm.detect_video(path)
-    return {"found": bool(det.found), "payload": wm.payload_hex(det.payload) if det.found else None,
-            "confidence": float(det.confidence) if det.found else 0.0}
+class _WatermarkSink:
+    """Feeds decoded luma frames to the watermark detector (`safety.watermark.Accumulator`), at most
+    `safety.watermark.MAX_FRAMES` of them, during the detector's own decoding pass."""
+
+    def __init__(self):
+        from safety import watermark as wm
+        self.wm, self.acc, self.failed = wm, wm.Accumulator(), False
+
+    def __call__(self, luma: np.ndarray) -> None:
+        if not self.failed and self.acc.n < self.wm.MAX_FRAMES:
+            try:
+                self.acc.add(luma)
+            except Exception:          # e.g. a size change mid-stream: no watermark verdict, no crash
+                self.failed = True
+
+    def facts(self) -> dict:
+        """Public facts only: found, payload id, confidence (never the audit record)."""
+        det = None if self.failed else self.acc.result()
+        if det is None or not det.found:
+            return {"found": False, "payload": None, "confidence": 0.0}
+        return {"found": True, "payload": self.wm.payload_hex(det.payload), "confidence": float(det.confidence)}
 
 
 def detect(path: str | Path, *, check_watermark: bool = True, model: DetectorModel | None = None) -> DetectorResult:
@@ -715,15 +756,11 @@ def detect(path: str | Path, *, check_watermark: bool = True, model: DetectorMod
     if not p.is_file():
         raise DetectorError("The file does not exist or is not a regular file.")
     model = model or load_model()
-    X = clip_features(p)
+    sink = _WatermarkSink() if check_watermark else None
+    X = clip_features(p, luma_sink=sink)
     forensic = model.score_clip(X)
     cues = model.cue_effects(X)
-    wmk = None
-    if check_watermark:
-        try:
-            wmk = _watermark_facts(p)
-        except Exception:
-            wmk = {"found": False, "payload": None, "confidence": 0.0}
+    wmk = sink.facts() if sink is not None else None
     if wmk and wmk["found"]:
         score, verdict = 1.0, "generated"
     else:

@@ -10,6 +10,9 @@ Sources (folders of the research media; nothing is copied into the repository):
 Fakes are rendered with `TalkingFacePipeline.frames` (the renderer's frames BEFORE the watermark and label) and
 written with PyAV at the product's encoder settings (H.264 CRF 20, veryfast, yuv420p, AAC).
 
+Self-blended pseudo-fakes (kind "blend", `make_blend`): real clips with their mouth region replaced by a
+degraded, re-timed copy of itself (SBI-style; a stand-in for mouth-replacing generators); training only.
+
 Every clip then passes the same re-encoding variants (VARIANTS), positives and negatives alike, and each
 variant's first windows become feature rows. Results are cached per item in WORK/features/ (resumable);
 fakes live in WORK/fakes/<renderer commit>/, so a renderer change regenerates only the fakes.
@@ -385,6 +388,83 @@ def make_fake(spec: FakeSpec, out: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# self-blended pseudo-fakes (SBI-style): a real clip whose mouth region is replaced by a degraded, re-timed
+# copy of itself, blended in with a soft mask. It stands in for the mouth-replacing generators (Wav2Lip,
+# video-retalking, MuseTalk) that we cannot run here: low-resolution mouth texture, a seam, lip motion that
+# follows a different timing than the speech. Only used to train; the real other generators stay unseen.
+def make_blend(path: str | Path, out: Path, seed: int) -> bool:
+    """Write a self-blended pseudo-fake of (the first SEGMENT_SECONDS of) a real clip to `out`."""
+    import cv2
+    import mediapipe as mp
+    rng = np.random.default_rng(seed)
+    frames, fps = read_frames(path, 0.0, SEGMENT_SECONDS)
+    if len(frames) < 10:
+        return False
+    audio = read_audio(path, 0.0, SEGMENT_SECONDS, 48_000)
+    n = len(frames)
+    if audio is not None:            # a mouth drive from loudness, shifted by up to +-200 ms
+        hop = 48_000 / fps
+        e = np.array([np.sqrt(np.mean(audio[int(k * hop):int((k + 1) * hop)] ** 2) + 1e-8) for k in range(n)])
+        e = np.log(e + 1e-4)
+        e = np.roll(e, int(rng.integers(-5, 6)))
+    else:
+        e = np.convolve(rng.normal(size=n + 8), np.ones(5) / 5, mode="same")[:n]
+    e = (e - e.min()) / (np.ptp(e) + 1e-9)
+    down = float(rng.uniform(2.0, 4.0))
+    amp = float(rng.uniform(0.1, 0.35))
+    gain = 1 + rng.uniform(-0.04, 0.04, 3)
+    sharpen = rng.random() < 0.3
+    out_frames = []
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False) as mesh:
+        for k, fr in enumerate(frames):
+            res = mesh.process(fr)
+            if not res.multi_face_landmarks:
+                out_frames.append(fr)
+                continue
+            h, w = fr.shape[:2]
+            lm = np.array([(p.x * w, p.y * h) for p in res.multi_face_landmarks[0].landmark])
+            mw = abs(lm[291, 0] - lm[61, 0])
+            x0, x1 = int(max(0, min(lm[61, 0], lm[291, 0]) - 0.4 * mw)), int(min(w, max(lm[61, 0], lm[291, 0]) + 0.4 * mw))
+            y0, y1 = int(max(0, lm[2, 1])), int(min(h, lm[152, 1] + 0.1 * mw))
+            if x1 - x0 < 12 or y1 - y0 < 12:
+                out_frames.append(fr)
+                continue
+            patch = fr[y0:y1, x0:x1].astype(np.float32)
+            ph, pw = patch.shape[:2]
+            cy = (lm[13, 1] + lm[14, 1]) / 2 - y0
+            sc = 1 + amp * (e[k] - 0.5)
+            m = np.float32([[1, 0, 0], [0, sc, cy * (1 - sc)]])
+            patch = cv2.warpAffine(patch, m, (pw, ph), borderMode=cv2.BORDER_REFLECT)
+            small = cv2.resize(patch, (max(4, int(pw / down)), max(4, int(ph / down))), interpolation=cv2.INTER_AREA)
+            patch = cv2.resize(small, (pw, ph), interpolation=cv2.INTER_LINEAR)
+            if sharpen:
+                patch = cv2.addWeighted(patch, 1.6, cv2.GaussianBlur(patch, (0, 0), 1.5), -0.6, 0)
+            patch = patch * gain[None, None, :]
+            mask = np.zeros((ph, pw), np.float32)
+            cv2.ellipse(mask, (pw // 2, int(ph * 0.55)), (int(pw * 0.42), int(ph * 0.42)), 0, 0, 360, 1.0, -1)
+            mask = cv2.GaussianBlur(mask, (0, 0), 0.1 * min(pw, ph))[..., None]
+            g = fr.copy()
+            g[y0:y1, x0:x1] = np.clip(mask * patch + (1 - mask) * fr[y0:y1, x0:x1], 0, 255).astype(np.uint8)
+            out_frames.append(g)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.mp4")
+    encode(out_frames, fps, audio, 48_000, PRODUCT_CRF, tmp)
+    tmp.rename(out)
+    return True
+
+
+def _blend_job(args):
+    path, out, seed = args
+    if out.exists():
+        return str(path), True
+    try:
+        return str(path), make_blend(path, out, seed)
+    except Exception as e:
+        print(f"  blend {Path(path).stem} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return str(path), False
+
+
+# ----------------------------------------------------------------------------------------------------------
 # the whole data set
 def _init_worker():
     try:
@@ -427,7 +507,8 @@ def _feature_job(args):
     return rec
 
 
-def build(media: Path, work: Path, workers: int = 2, limit: int | None = None, seed: int = 0) -> dict:
+def build(media: Path, work: Path, workers: int = 2, limit: int | None = None, seed: int = 0,
+          with_blends: bool = True) -> dict:
     """Make the fakes and the features of every item (cached in `work`). Returns {"commit", "records"}."""
     from multiprocessing import get_context
     media, work = Path(media), Path(work)
@@ -453,13 +534,28 @@ def build(media: Path, work: Path, workers: int = 2, limit: int | None = None, s
                 variants = tuple(VARIANTS) if s.kind == "paired" else PORTRAIT_VARIANTS
                 fakes.append(Item(id=f"fake:{commit}:{s.id}", path=str(out), label=1, group=s.group, kind=s.kind,
                                   variants=variants))
+        blends = []
+        if with_blends:
+            first = [it for it in reals if it.start == 0]
+            bjobs = [(it.path, work / "fakes" / "blend" / (Path(it.path).stem + ".mp4"), seed + i)
+                     for i, it in enumerate(first)]
+            for i, (path, ok) in enumerate(pool.imap_unordered(_blend_job, bjobs)):
+                print(f"\rblends {i + 1}/{len(bjobs)} ({time.time() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
+            for it, (_, out, _) in zip(first, bjobs):
+                if out.exists():
+                    blends.append(Item(id=f"blend:{Path(it.path).stem}", path=str(out), label=1, group=it.group,
+                                       kind="blend", variants=PORTRAIT_VARIANTS))
         real_cache, fake_cache = work / "features" / "real", work / "features" / commit
-        real_cache.mkdir(parents=True, exist_ok=True)
-        fake_cache.mkdir(parents=True, exist_ok=True)
-        jobs2 = [(it, real_cache) for it in reals + others] + [(it, fake_cache) for it in fakes]
+        blend_cache = work / "features" / "blend"
+        for d in (real_cache, fake_cache, blend_cache):
+            d.mkdir(parents=True, exist_ok=True)
+        jobs2 = ([(it, real_cache) for it in reals + others] + [(it, blend_cache) for it in blends]
+                 + [(it, fake_cache) for it in fakes])
         records = []
         for i, rec in enumerate(pool.imap_unordered(_feature_job, jobs2)):
             records.append(rec)
             print(f"\rfeatures {i + 1}/{len(jobs2)} ({time.time() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
-    return {"commit": commit, "records": records, "n_fake_specs": len(specs), "n_fakes": len(fakes)}
+    return {"commit": commit, "records": records, "n_fake_specs": len(specs), "n_fakes": len(fakes),
+            "n_blends": len(blends)}

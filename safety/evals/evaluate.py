@@ -93,11 +93,12 @@ def load_records(work: Path, commit: str | None = None) -> tuple[list[dict], str
     if not (feat / "real").is_dir():
         raise FileNotFoundError(f"no feature cache in {work}")
     if commit is None:
-        dirs = [d for d in feat.iterdir() if d.is_dir() and d.name != "real"]
+        dirs = [d for d in feat.iterdir() if d.is_dir() and d.name not in ("real", "blend")]
         if not dirs:
             raise FileNotFoundError(f"no fakes in {work}")
         commit = max(dirs, key=lambda d: d.stat().st_mtime).name
-    recs = [json.loads(p.read_text()) for d in (feat / "real", feat / commit) for p in sorted(d.glob("*.json"))]
+    recs = [json.loads(p.read_text()) for d in (feat / "real", feat / "blend", feat / commit) if d.is_dir()
+            for p in sorted(d.glob("*.json"))]
     return recs, commit
 
 
