@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from .portrait import (BROW_L, BROW_R, CHEEK_L, CHEEK_R, CHIN, EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER,
-                       EYE_R_UPPER, LIPS_INNER_LOWER, LIPS_INNER_UPPER, LIPS_OUTER_LOWER, LIPS_OUTER_UPPER,
-                       NOSE_BASE, Portrait, rotation_matrix)
+                       EYE_R_UPPER, INNER_CORNERS, LIP_MID_LOWER, LIP_MID_UPPER, LIPS_INNER_LOWER, LIPS_INNER_UPPER,
+                       LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, MOUTH_CORNERS, NOSE_BASE, Portrait, rotation_matrix)
 
 JAW_MAX_DEG = 16.0   # jaw rotation at jaw_open = 1
 CHEEK_APPLE_R, CHEEK_APPLE_L = 50, 280   # mediapipe landmarks on the cheekbones' apples (image left, right)
@@ -63,12 +63,12 @@ def build_rig(p: Portrait) -> FaceRig:
     F = (lm - p.center) @ p.rotation          # frontal frame: R^T (lm - c)
     x, y = F[:, 0], F[:, 1]
     W = float(np.linalg.norm(F[CHEEK_L, :2] - F[CHEEK_R, :2]))
-    Wm = float(np.linalg.norm(F[291, :2] - F[61, :2]))
+    Wm = float(np.linalg.norm(F[MOUTH_CORNERS[1], :2] - F[MOUTH_CORNERS[0], :2]))
     eye_r = F[EYE_R_UPPER + EYE_R_LOWER].mean(0)
     eye_l = F[EYE_L_UPPER + EYE_L_LOWER].mean(0)
     iod = float(np.linalg.norm(eye_l[:2] - eye_r[:2]))
-    mc = (F[13] + F[14]) / 2                   # mouth centre
-    corners = {61: -1.0, 291: 1.0}
+    mc = (F[LIP_MID_UPPER] + F[LIP_MID_LOWER]) / 2    # mouth centre
+    corners = {MOUTH_CORNERS[0]: -1.0, MOUTH_CORNERS[1]: 1.0}
 
     # lips: classify every landmark as upper lip / lower lip by the lip polygons (frontal 2D)
     up_poly = F[LIPS_OUTER_UPPER + LIPS_INNER_UPPER[::-1], :2]
@@ -77,20 +77,20 @@ def build_rig(p: Portrait) -> FaceRig:
     lower = _inside(lo_poly, F[:, :2], 1.0) & ~upper
     for i in LIPS_INNER_LOWER[1:-1] + LIPS_OUTER_LOWER[1:-1]:
         lower[i], upper[i] = True, False
-    for i in (61, 291, 78, 308):
+    for i in MOUTH_CORNERS + INNER_CORNERS:
         upper[i] = lower[i] = False
     half = np.abs(x - mc[0]) / (Wm / 2)               # 0 at the mouth centre, 1 at the corners
     centre_w = np.clip(1.0 - 0.55 * half ** 2, 0.35, 1.0)
 
     # jaw weights: lower lip 1 at the centre -> ~0.45 at the corners; chin and lower face 1, fading
     # towards the sides of the jaw; nothing above the nose base; upper lip 0
-    y_nb, y_mc, y_chin = F[NOSE_BASE, 1], (F[61, 1] + F[291, 1]) / 2, F[CHIN, 1]
+    y_nb, y_mc, y_chin = F[NOSE_BASE, 1], F[list(MOUTH_CORNERS), 1].mean(), F[CHIN, 1]
     vertical = _smoothstep(y_nb + 0.35 * (y_mc - y_nb), y_mc + 0.35 * (y_chin - y_mc), y)
     lateral = 1.0 - 0.6 * _smoothstep(0.2 * W, 0.55 * W, np.abs(x - mc[0]))
     jaw = vertical * lateral
     jaw[upper] = 0.0
     jaw[lower] = np.clip(1.0 - 0.55 * np.clip(half[lower], 0, 1) ** 2, 0.45, 1.0)
-    for i in (61, 291, 78, 308):
+    for i in MOUTH_CORNERS + INNER_CORNERS:
         jaw[i] = 0.4
     jaw[y < y_nb] = 0.0
     pivot = (float((F[CHEEK_R, 1] + F[CHEEK_L, 1]) / 2), float(F[CHIN, 2] + 0.6 * W))

@@ -33,6 +33,9 @@ LIPS_INNER_UPPER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 LIPS_INNER_LOWER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
 LIPS_OUTER_UPPER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291]
 LIPS_OUTER_LOWER = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291]
+MOUTH_CORNERS = (61, 291)           # outer lip corners (image left, right)
+INNER_CORNERS = (78, 308)           # inner lip corners
+LIP_MID_UPPER, LIP_MID_LOWER = 13, 14   # inner lip edges at the mouth's middle
 # eyes, as seen in the image: "R" = subject's right eye (image left)
 EYE_R_UPPER = [33, 246, 161, 160, 159, 158, 157, 173, 133]
 EYE_R_LOWER = [33, 7, 163, 144, 145, 153, 154, 155, 133]
@@ -353,7 +356,7 @@ def analyze_portrait(source: str | Path | bytes | np.ndarray, size: int = 512,
     center = oval.mean(0)
     face_h = float(np.linalg.norm(lm[CHIN, :2] - lm[FOREHEAD, :2]))
     center = center + rot @ np.array([0.0, 0.12 * face_h, 0.45 * face_w])   # behind and below the face centre
-    gap = float(np.linalg.norm(lm[13, :2] - lm[14, :2])) / max(face_w, 1.0)
+    gap = float(np.linalg.norm(lm[LIP_MID_UPPER, :2] - lm[LIP_MID_LOWER, :2])) / max(face_w, 1.0)
     key = hashlib.sha256(rgb.tobytes() + f"{rgb.shape}{size}{face.box.round().tolist()}".encode()).hexdigest()
     return Portrait(image=image, landmarks=lm, rotation=rot, center=center.astype(np.float64),
                     yaw=yaw, pitch=pitch, roll=roll, person_mask=person_mask(image), face_width=face_w,

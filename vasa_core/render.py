@@ -22,7 +22,8 @@ from scipy.spatial import Delaunay
 from .face import FaceRig, build_rig, deform
 from .motion import PARAMS
 from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, FACE_OVAL, IRIS_L, IRIS_R,
-                       LIPS_INNER_LOWER, LIPS_INNER_UPPER, LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, Portrait)
+                       INNER_CORNERS, LIP_MID_LOWER, LIP_MID_UPPER, LIPS_INNER_LOWER, LIPS_INNER_UPPER,
+                       LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, Portrait)
 
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
@@ -205,7 +206,7 @@ def remap(image: np.ndarray, mx: np.ndarray, my: np.ndarray, box, interpolation:
 def _lip_profiles(pts: np.ndarray):
     """Mouth-aligned frame (mid, u axis, v axis, half width between the inner corners) and the four lip
     contours as (u, v) profiles: outer upper, inner upper, inner lower, outer lower (u in half widths)."""
-    cl, cr = pts[78, :2], pts[308, :2]
+    cl, cr = pts[INNER_CORNERS[0], :2], pts[INNER_CORNERS[1], :2]
     mid = (cl + cr) / 2
     u_ax = (cr - cl) / max(np.linalg.norm(cr - cl), 1e-6)
     v_ax = np.array([-u_ax[1], u_ax[0]])
@@ -275,8 +276,8 @@ def close_mouth(portrait: Portrait) -> Portrait:
     """
     rig = build_rig(portrait)
     S = portrait.size
-    gap = rig.frontal[14, 1] - rig.frontal[13, 1]
-    lift = deform(rig, {"jaw_open": -0.1})[14, 1] - rig.frontal[14, 1]      # lower-lip motion per -0.1 of jaw
+    gap = rig.frontal[LIP_MID_LOWER, 1] - rig.frontal[LIP_MID_UPPER, 1]
+    lift = deform(rig, {"jaw_open": -0.1})[LIP_MID_LOWER, 1] - rig.frontal[LIP_MID_LOWER, 1]      # lower-lip motion per -0.1 of jaw
     jaw = float(np.clip(0.1 * 0.6 * gap / lift, -1.5, 0.0)) if lift < -1e-6 else 0.0
     closed = rig.pose_points(deform(rig, {"jaw_open": jaw, "lip_press": 1.0}), 0, 0, 0, 0, 0, 1, S)
     mesh = build_mesh(portrait.landmarks, rig.face_width, S)
@@ -301,7 +302,7 @@ class Renderer:
         # an open-mouth portrait is rendered from its closed-mouth version; its own teeth are kept aside
         self.own_mouth = None
         if portrait.mouth_open > OPEN_MOUTH:
-            self.own_mouth = (portrait.image, self._mouth_frame(portrait.landmarks.astype(np.float64)))
+            self.own_mouth = (portrait.image, _lip_profiles(portrait.landmarks.astype(np.float64)))
             portrait = close_mouth(portrait)
         self.portrait = portrait
         self.size = S = portrait.size
@@ -394,8 +395,7 @@ class Renderer:
         img = p.image.astype(np.float32)
         W = self.rig.face_width
         lips = np.zeros(img.shape[:2], np.uint8)
-        cv2.fillPoly(lips, [np.round(lm[[61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17,
-                                          84, 181, 91, 146], :2]).astype(np.int32)], 1)
+        cv2.fillPoly(lips, [np.round(lm[LIPS_OUTER_UPPER + LIPS_OUTER_LOWER[::-1][1:-1], :2]).astype(np.int32)], 1)
         cheeks = np.zeros_like(lips)
         for i in (50, 280, 101, 330):
             cv2.circle(cheeks, (int(lm[i, 0]), int(lm[i, 1])), max(2, int(0.05 * W)), 1, -1)
@@ -425,21 +425,6 @@ class Renderer:
         rng = np.random.default_rng(int(p.key[:8], 16))
         self.noise = rng.standard_normal((self.size, self.size)).astype(np.float32)
 
-    @staticmethod
-    def _mouth_frame(pts: np.ndarray):
-        """Mouth-aligned frame from landmark positions: (mid, u axis, v axis, half width, v_up(u), v_lo(u))."""
-        cl, cr = pts[78, :2], pts[308, :2]
-        mid = (cl + cr) / 2
-        u_ax = (cr - cl) / max(np.linalg.norm(cr - cl), 1e-6)
-        v_ax = np.array([-u_ax[1], u_ax[0]])
-        half = max(np.linalg.norm(cr - cl) / 2, 1.0)
-
-        def profile(ids):
-            q = pts[ids, :2] - mid
-            u, v = q @ u_ax / half, q @ v_ax
-            o = np.argsort(u)
-            return u[o], v[o]
-        return mid, u_ax, v_ax, half, profile(LIPS_INNER_UPPER), profile(LIPS_INNER_LOWER)
 
     # ----------------------------------------------------------------------------------------------------
     def landmarks(self, f: dict[str, float]) -> np.ndarray:
@@ -457,7 +442,7 @@ class Renderer:
         self._smooth_folds(out, maps)
         self._composite_lids(out, f, maps)
         self._composite_eyes(out, cam, f)
-        if cam[14, 1] - cam[13, 1] > 0.3 or np.abs(cam[LIPS_INNER_LOWER, 1] - cam[LIPS_INNER_UPPER, 1]).max() > 0.3:
+        if cam[LIP_MID_LOWER, 1] - cam[LIP_MID_UPPER, 1] > 0.3 or np.abs(cam[LIPS_INNER_LOWER, 1] - cam[LIPS_INNER_UPPER, 1]).max() > 0.3:
             # the teeth are fixed to the skull (upper) and to the jaw (lower): where the inner lips would be
             # under the head pose alone, and under the head pose and the jaw alone
             pose = [f.get(k, d) for k, d in (("yaw", 0.0), ("pitch", 0.0), ("roll", 0.0), ("tx", 0.0), ("ty", 0.0),
@@ -585,7 +570,7 @@ class Renderer:
         (`skull`: landmarks under the head pose alone), lower teeth rising from where the lower lip rests on
         the jaw (`jaw`: head pose and jaw only), each tooth shaded as a rounded shape with gaps between, gums
         above the upper row, shadows cast by the lips; an open-mouth portrait shows its own teeth instead."""
-        mid, u_ax, v_ax, half, (uu, vu), (ul, vl) = self._mouth_frame(cam)
+        (mid, u_ax, v_ax, half), (_, (uu, vu), (ul, vl), _) = _lip_profiles(cam)
         poly = cam[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1][1:-1], :2]
         lo = np.floor(poly.min(0)).astype(int) - 2
         hi = np.ceil(poly.max(0)).astype(int) + 3
@@ -641,7 +626,7 @@ class Renderer:
         if self.own_mouth is not None:
             # the portrait's own teeth, carried by the lips: a smile shows mostly upper teeth, so the upper
             # lip carries 65% of the portrait's gap and the lower lip 35%
-            own_image, (smid, su_ax, sv_ax, shalf, (suu, svu), (sul, svl)) = self.own_mouth
+            own_image, ((smid, su_ax, sv_ax, shalf), (_, (suu, svu), (sul, svl), _)) = self.own_mouth
             src_gap = np.interp(u, sul, svl) - np.interp(u, suu, svu)
             take_up = a < np.maximum(0.65 * src_gap, 0)
             take_lo = (b < np.maximum(0.35 * src_gap, 0)) & ~take_up
