@@ -9,8 +9,9 @@ streamed clip and an offline clip of the same audio come from the same code and 
 float rounding in the lip-sync network, < 1e-5). Every stage keeps only the audio and features its next
 output needs, so memory does not grow with the length of the stream.
 
-Latency at 25 fps: a frame at audio time t is final once the audio up to t + 122.5 ms has arrived
-(lip sync: 82.5 ms lookahead + 20 ms half-frame pooling window; everything else needs less).
+Latency at 25 fps: a frame at audio time t is final once the audio up to t + 142.5 ms has arrived
+(lip sync: 82.5 ms network lookahead + the frame shows the network's output 20 ms ahead (real lips lead the
+sound), averaged over +-40 ms; everything else needs less). `LearnedMouth.frame_delay_s` computes it.
 """
 from __future__ import annotations
 

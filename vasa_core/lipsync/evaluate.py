@@ -1,6 +1,8 @@
 """Evaluate mouth models on held-out synthesised speech with exact phoneme timing.
 
   python -m vasa_core.lipsync.evaluate [--json] [--data build/lipsync2] [--plots DIR] [--contact-sheet X.png]
+  python -m vasa_core.lipsync.evaluate --real DIR [--real DIR2] [--no-render] [--save OUT.json]   (real videos:
+      the real mouth tracked by mediapipe against ours, predicted and rendered; see vasa_core.lipsync.real)
 
 Evaluation items (written by `python -m vasa_core.lipsync.data`, or made here with espeak-ng only when
 missing) are never used in training: held-out MBROLA voices (us3, de2, fr4, es2; incl. sung items) and
@@ -297,9 +299,22 @@ def main(argv=None):
     ap.add_argument("--contact-sheet", default=None, help="PNG: rendered mouth at closures (top) / open vowels")
     ap.add_argument("--oracle", action="store_true", help="also score the exact targets (upper bound)")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--real", action="append", default=None, metavar="DIR",
+                    help="score on real talking videos with their own speech instead (see vasa_core.lipsync.real); "
+                         "repeat for several folders")
+    ap.add_argument("--models", default="learned,acoustic,pocketsphinx", help="with --real: which mouths")
+    ap.add_argument("--no-render", action="store_true", help="with --real: skip the rendered-video scores")
+    ap.add_argument("--save", default=None, help="with --real: write every clip's numbers to this JSON file")
+    ap.add_argument("--track-cache", default=None, help="with --real: keep the real-mouth tracks in this folder")
     a = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)
+    if a.real:
+        from . import real
+        records, summary = real.run(a.real, a.models.split(","), not a.no_render, a.save,
+                                    log=lambda s: print(s, flush=True), cache=a.track_cache, weights=a.weights)
+        print(json.dumps(summary, indent=1) if a.json else real.tables(records, summary))
+        return
     items = load_items(a.data)
     if a.limit:
         items = items[:a.limit]

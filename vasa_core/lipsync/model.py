@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..audio import HOP as FEAT_HOP, SAMPLE_RATE as FEAT_SR, WIN, log_mel, resample_samples
-from .phonemes import MOUTH_PARAMS, NP, VISEMES, PRS, TUCK, TNG
+from .phonemes import JAW, LLD, MOUTH_PARAMS, NP, VISEMES, PRS, TUCK, TNG
 
 FEAT_HOP_S = FEAT_HOP / FEAT_SR
 N_MELS = 40
@@ -89,29 +89,36 @@ class MouthNet(nn.Module):
 
 
 def _pool_frame(y100: np.ndarray, t: np.ndarray, first: int, c: float, fps: float,
-                hop_s: float = FEAT_HOP_S) -> np.ndarray:
-    """One video frame (centre `c` seconds, window +-0.5/fps) pooled from 100 Hz rows; `y100` holds rows
-    `first`, `first+1`, ... and `t` their times, (arange(len) + first) * hop_s: mean, but max for
-    lip_press / lower_lip_tuck / tongue_show so short closures survive."""
+                hop_s: float = FEAT_HOP_S, mean_half_s: float | None = None) -> np.ndarray:
+    """One video frame pooled from 100 Hz rows around `c` seconds; `y100` holds rows `first`, `first+1`, ...
+    and `t` their times, (arange(len) + first) * hop_s: the mean over c +- `mean_half_s` (default half a
+    frame), but the max over c +- half a frame for lip_press / lower_lip_tuck / tongue_show so short closures
+    survive."""
     half = 0.5 / fps
-    a, b = np.searchsorted(t, [c - half, c + half])
-    if b <= a:
-        j = min(int(round(c / hop_s)) - first, len(y100) - 1)
-        a, b = j, j + 1
-    seg = y100[a:b]
-    out = seg.mean(0)
-    out[[PRS, TUCK, TNG]] = seg[:, [PRS, TUCK, TNG]].max(0)
+    mean_half = half if mean_half_s is None else mean_half_s
+
+    def window(h):
+        a = np.searchsorted(t, c - h - 1e-6, "left")            # rows with |t - c| <= h (a row exactly on
+        b = np.searchsorted(t, c + h + 1e-6, "right")           # the edge counts, whatever float rounding)
+        if b <= a:
+            j = max(0, min(int(round(c / hop_s)) - first, len(y100) - 1))
+            a, b = j, j + 1
+        return y100[a:b]
+    out = window(mean_half).mean(0)
+    out[[PRS, TUCK, TNG]] = window(half)[:, [PRS, TUCK, TNG]].max(0)
     return out
 
 
-def pool_to_frames(y100: np.ndarray, fps: float, num_frames: int, hop_s: float = FEAT_HOP_S) -> np.ndarray:
-    """100 Hz parameters -> video frames (frame i at time i/fps); see `_pool_frame`."""
+def pool_to_frames(y100: np.ndarray, fps: float, num_frames: int, hop_s: float = FEAT_HOP_S,
+                   lead_s: float = 0.0, mean_half_s: float | None = None) -> np.ndarray:
+    """100 Hz parameters -> video frames (frame i at time i/fps, pooled around i/fps + `lead_s`); see
+    `_pool_frame`."""
     out = np.zeros((num_frames, y100.shape[1]), np.float32)
     if len(y100) == 0:
         return out
     t = np.arange(len(y100)) * hop_s          # once: per frame it would cost O(clip length) each
     for i in range(num_frames):
-        out[i] = _pool_frame(y100, t, 0, i / fps, fps, hop_s)
+        out[i] = _pool_frame(y100, t, 0, i / fps + lead_s, fps, hop_s, mean_half_s)
     return out
 
 
@@ -120,15 +127,37 @@ class LearnedMouth:
     params = MOUTH_PARAMS
     name = "learned"
 
-    def __init__(self, net: MouthNet):
+    def __init__(self, net: MouthNet, jaw_gain: float = 1.0, lead_ms: float = 0.0, pool_ms: float | None = None):
+        """Calibration to real mouths (stored with the weights, measured with `evaluate --real`):
+        jaw_gain scales the opening; frame i shows the network's output around i/fps + lead_ms (real lips move
+        before the sound they shape), averaged over +-pool_ms (default half a frame)."""
         self.net = net.eval()
+        self.jaw_gain = float(jaw_gain)
+        self.lead_s = float(lead_ms) / 1000.0
+        self.pool_half_s = None if pool_ms is None else float(pool_ms) / 1000.0
+
+    def frame_delay_s(self, fps: float) -> float:
+        """Audio a video frame needs after its own time: lead + pooling half-width + the network's lookahead
+        (142.5 ms at 25 fps with the shipped calibration)."""
+        half = max(0.5 / fps, self.pool_half_s or 0.0)
+        return self.lead_s + half + self.lookahead_s
+
+    def calibrate(self, y: np.ndarray) -> np.ndarray:
+        """Network rows (k, 8) -> shipped rows: the opening (jaw_open, lower_lip_drop) scaled by `jaw_gain`, a
+        calibration to real mouths stored with the weights (measured with `evaluate --real`)."""
+        if self.jaw_gain != 1.0 and len(y):
+            y = y.copy()
+            y[:, [JAW, LLD]] = np.clip(y[:, [JAW, LLD]] * self.jaw_gain, 0.0, 1.0)
+        return y
 
     @classmethod
     def load(cls, path) -> "LearnedMouth":
         ck = torch.load(str(path), map_location="cpu", weights_only=True)
         net = MouthNet(channels=int(ck.get("channels", 128)))
         net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
-        return cls(net)
+        pool = ck.get("pool_ms")
+        return cls(net, float(ck.get("jaw_gain", 1.0)), float(ck.get("lead_ms", 0.0)),
+                   None if pool is None else float(pool))
 
     @classmethod
     def load_default(cls) -> "LearnedMouth":
@@ -165,12 +194,12 @@ class LearnedMouth:
         for s in range(0, len(f), chunk):
             a, b = max(0, s - past), min(len(f), s + chunk + ahead)
             y, _ = self.net(ft[a:b][None])
-            out[s:s + chunk] = y[0, s - a:s - a + min(chunk, len(f) - s)].numpy()
+            out[s:s + chunk] = self.calibrate(y[0, s - a:s - a + min(chunk, len(f) - s)].numpy())
         return out
 
     def predict(self, samples: np.ndarray, sample_rate: int, fps: float, num_frames: int) -> np.ndarray:
         y = self.predict_100hz(samples, sample_rate)
-        return pool_to_frames(y, fps, int(num_frames))
+        return pool_to_frames(y, fps, int(num_frames), lead_s=self.lead_s, mean_half_s=self.pool_half_s)
 
     def stream(self, fps: float) -> "MouthStream":
         """A streaming predictor: feed 16 kHz audio as it arrives, get mouth rows per video frame."""
@@ -181,8 +210,8 @@ class MouthStream:
     """`LearnedMouth` on audio that arrives in pieces (VASA-style online mode).
 
     push(samples at 16 kHz) -> (k, 8) rows for the video frames that are final; finish(num_frames) -> the
-    rest. Frame i (time i/fps) is final once the audio up to i/fps + 1/(2 fps) + `lookahead_s` has arrived
-    (122.5 ms at 25 fps). The network sees the same windows as in one pass over the whole clip, so the rows
+    rest. Frame i (time i/fps) is final once the audio up to i/fps + `LearnedMouth.frame_delay_s(fps)` has
+    arrived (lead + pooling half-width + network lookahead: 142.5 ms at 25 fps with the shipped calibration). The network sees the same windows as in one pass over the whole clip, so the rows
     equal `LearnedMouth.predict` up to float rounding (< 1e-5), whatever the chunk sizes.
     """
 
@@ -216,27 +245,28 @@ class MouthStream:
             a = max(self._f0, n_y - self.mouth._past_frames)
             b = n_mel if final else min(n_mel, ready + self.mouth.net.lookahead_frames + 1)
             y, _ = self.mouth.net(torch.from_numpy(self._feats[a - self._f0:b - self._f0])[None])
-            self._y = np.concatenate([self._y, y[0, n_y - a:ready - a].numpy()])
+            self._y = np.concatenate([self._y, self.mouth.calibrate(y[0, n_y - a:ready - a].numpy())])
             drop = max(0, ready - self.mouth._past_frames - self._f0)
             self._feats, self._f0 = self._feats[drop:], self._f0 + drop
         n_y = self._y0 + len(self._y)
         # 3. video frames whose pooling window is covered
         rows = []
-        half = 0.5 / self.fps
+        m = self.mouth
+        half = max(0.5 / self.fps, m.pool_half_s or 0.0)
         while True:
             i = self._frame
             if final and i >= num_frames:
                 break
-            c = i / self.fps
-            if not final and not (n_y > 0 and (n_y - 1) * FEAT_HOP_S >= c + half):
+            c = i / self.fps + m.lead_s
+            if not final and not (n_y > 0 and (n_y - 1) * FEAT_HOP_S >= c + half - 1e-6):
                 break
             if len(self._y):
                 t = (np.arange(len(self._y)) + self._y0) * FEAT_HOP_S   # a few rows: the buffer is trimmed
-                rows.append(_pool_frame(self._y, t, self._y0, c, self.fps))
+                rows.append(_pool_frame(self._y, t, self._y0, c, self.fps, FEAT_HOP_S, m.pool_half_s))
             else:
                 rows.append(np.zeros(NP, np.float32))
             self._frame += 1
-            first_needed = max(0, int(np.floor((self._frame / self.fps - half) / FEAT_HOP_S)) - 1)
+            first_needed = max(0, int(np.floor((self._frame / self.fps + m.lead_s - half) / FEAT_HOP_S)) - 1)
             drop = min(max(0, first_needed - self._y0), max(0, len(self._y) - 1))
             self._y, self._y0 = self._y[drop:], self._y0 + drop
         return np.array(rows, np.float32).reshape(-1, NP)
