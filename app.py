@@ -208,7 +208,7 @@ def find_faces(image):
         return None, -1, []
     try:
         from PIL import Image
-        with Image.open(image) as im:                       # header only: the host's pixel bound first
+        with Image.open(image, formats=["PNG", "JPEG", "WEBP"]) as im:   # header only: the host's bound first
             if im.size[0] * im.size[1] > LIMITS.image_mp * 1e6:
                 return None, -1, []
         rgb = validate_image(image).rgb

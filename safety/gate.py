@@ -121,7 +121,7 @@ def _header_pixels(source: Any) -> tuple[int, int] | None:
             fh = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
             with fh:
                 try:
-                    with Image.open(fh) as im:
+                    with Image.open(fh, formats=["PNG", "JPEG", "WEBP"]) as im:
                         return int(im.size[0]), int(im.size[1])
                 except Image.DecompressionBombError:
                     return (0, 0)

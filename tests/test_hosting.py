@@ -224,6 +224,7 @@ def test_load_beyond_the_queue_gets_busy_and_every_accepted_job_finishes(tight, 
     log = AuditLog(tight.data_dir / "audit.db")
     rows = [r for r in log.tail(100) if r["consent_name"] == "Load Test"]
     assert len(rows) == len(ok) + 1 and all(r["outcome"] == "finished" and r["watermark_payload"] for r in rows)
+    print(f"load: {n} clients, {len(ok)} finished, {len(busy)} busy; server peak RSS {tight.rss_peak_mb():.0f} MB")
     assert tight.rss_peak_mb() < 3000
     outputs = list((tight.data_dir / "public" / "outputs").glob("talking_*.mp4"))
     assert len(outputs) == len(ok) + 2 and sum(p.stat().st_size for p in outputs) < 5e6   # + warm-up + kept
