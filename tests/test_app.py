@@ -206,3 +206,15 @@ def test_security_headers(server):
         h = {k.lower(): v for k, v in r.headers.items()}
     assert h["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in h["content-security-policy"]
     assert h["x-content-type-options"] == "nosniff"
+
+
+def test_live_mode_passes_the_same_gate(client, server, hopper_path):
+    from gradio_client import handle_file
+    args = (256, 0, 0, 0, 1.0, "neutral", 0.6, 1.0)
+    with pytest.raises(Exception) as err:
+        client.predict(handle_file(str(hopper_path)), PUBLIC_DOMAIN, "", *args, api_name="/live_start")
+    assert "Please type your name" in str(err.value)
+    ok = client.predict(handle_file(str(hopper_path)), PUBLIC_DOMAIN, "Live Tester", *args, api_name="/live_start")
+    assert "Safety check passed" in ok
+    rows = [r for r in _audit(server).tail(50) if r["consent_name"] == "Live Tester"]
+    assert rows and rows[-1]["allowed"] and rows[-1]["extra"]["live"] is True
