@@ -412,7 +412,9 @@ class Renderer:
         tint = 0.75 * ivory / float(ivory @ Y) + 0.25 * self.skin / max(float(self.skin @ Y), 1.0)
         tint[1] = min(tint[1], tint[0])
         tint[2] = min(tint[2], tint[1])
-        target = np.clip(1.4 * lum, 130.0, 240.0) * min(light, 1.0) ** 0.25
+        # (next to real talking videos, 1.4x the skin's luminance was too white: teeth sit in the mouth's
+        # shade, about as bright as the lit skin, brighter only under frontal light)
+        target = np.clip(1.15 * lum, 110.0, 225.0) * min(light, 1.0) ** 0.25
         self.teeth = np.clip(tint * target, 0, 255)
         self.cavity = np.clip(self.lip * np.array([0.30, 0.15, 0.17]), 0, 255)
         self.tongue = np.clip(self.lip * np.array([0.88, 0.60, 0.64]) + 14, 0, 255)
@@ -673,7 +675,7 @@ class Renderer:
         lo_cover, lo_shade = row(self.LOWER_TEETH, 0.05 * Wm, v_teeth_lo - v - 0.015 * Wm)
         up_cover *= np.clip((0.84 - au) / 0.15, 0, 1)
         lo_cover *= np.clip((0.66 - au) / 0.15, 0, 1)
-        lip_shadow_up = 1 - 0.4 * np.exp(-np.maximum(a, 0) / (0.03 * Wm))       # the upper lip shades them
+        lip_shadow_up = 1 - 0.5 * np.exp(-np.maximum(a, 0) / (0.04 * Wm))       # the upper lip shades them
         lip_shadow_lo = 1 - 0.3 * np.exp(-np.maximum(b, 0) / (0.03 * Wm))
         # gums: a pink band above the upper teeth, seen when the upper lip lifts above the teeth's roots
         gum = np.clip((v_teeth_up - 0.01 * Wm - v) / 1.0 + 0.5, 0, 1) * np.clip((0.8 - au) / 0.2, 0, 1)

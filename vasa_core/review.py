@@ -2,6 +2,8 @@
 
     # every portrait in a folder, with one audio clip: a contact sheet, 2x mouth and eye close-ups, and a table
     .venv/bin/python -m vasa_core.review --gallery DIR --audio AUDIO --out OUT_DIR [--seconds 6] [--size 512]
+    # real talking videos: each one's first frame animated with its own audio, our frames under the real ones
+    .venv/bin/python -m vasa_core.review --real DIR --out OUT_DIR [--seconds 6]
     # one portrait: one row per control extreme (gaze, distance, emotions, motion scale)
     .venv/bin/python -m vasa_core.review --image IMG --audio AUDIO --out sheet.png [--thumb 192] [--face]
 
@@ -183,6 +185,71 @@ def review_gallery(gallery: Path, audio_path: Path, out_dir: Path, seconds: floa
     return rows
 
 
+VIDEO_TYPES = (".mp4", ".mov", ".mpg", ".mkv", ".webm", ".avi")
+
+
+def review_real(video: Path, out_dir: Path, pipe, seconds: float = 6.0, cols: int = 6) -> dict | None:
+    """Animate a real talking video's first frame with its own soundtrack and write a sheet: the real frames
+    (top row), ours at the same moments (middle row), and 2x mouth close-ups of both (bottom rows).
+    Returns a row with the mouth-opening range on both (inner-lip gap / inter-ocular distance, mediapipe),
+    or None when the video has no soundtrack."""
+    import av
+    from .audio import Audio
+    from .errors import InputError
+    from .motion import PARAMS
+    with av.open(str(video)) as c:
+        if not c.streams.audio:
+            return None
+        fps = float(c.streams.video[0].average_rate or 25)
+        real = []
+        for f in c.decode(video=0):
+            real.append(f.to_ndarray(format="rgb24"))
+            if len(real) >= int(seconds * fps):
+                break
+    try:
+        audio = pipe.load_audio(str(video))
+        audio = Audio(audio.samples[: int(seconds * audio.sample_rate)], audio.sample_rate)
+        portrait, renderer = pipe.prepare(real[0])
+        motion = pipe.motion(audio, seed=0)
+    except InputError as e:
+        return {"video": video.name, "status": f"refused: {e}"}
+    x0, y0, x1, y1 = portrait.crop_box
+    n = min(len(motion), int(len(real) * pipe.fps / fps))
+    picks = np.linspace(0, n - 1, cols + 2).astype(int)[1:-1]
+    tiles, gaps_real, gaps_ours = [], [], []
+    for i in picks:
+        ours = renderer.render({k: float(v) for k, v in zip(PARAMS, motion.values[i])})
+        theirs = cv2.resize(real[min(int(i * fps / pipe.fps), len(real) - 1)][y0:y1, x0:x1], ours.shape[:2][::-1],
+                            interpolation=cv2.INTER_AREA)
+        tiles.append((theirs, ours))
+        gaps_real.append(lip_gap(theirs))
+        gaps_ours.append(lip_gap(ours))
+    thumb = 256
+    row = lambda imgs: np.concatenate([cv2.resize(i, (thumb, thumb), interpolation=cv2.INTER_AREA) for i in imgs], 1)  # noqa: E731
+    from .portrait import fit_mesh
+    own = lambda img: fit_mesh(img) if fit_mesh(img) is not None else portrait.landmarks  # noqa: E731
+    mouths = [closeups(t, own(t))[0] for t, _ in tiles], [closeups(o, own(o))[0] for _, o in tiles]
+    mrow = lambda ms: np.concatenate([cv2.resize(m, (thumb, int(0.7 * thumb)), interpolation=cv2.INTER_AREA)  # noqa: E731
+                                      for m in ms], 1)
+    _save(out_dir / f"{video.stem}_real_vs_ours.png",
+          np.concatenate([row([t for t, _ in tiles]), row([o for _, o in tiles]), mrow(mouths[0]), mrow(mouths[1])], 0))
+    ok = lambda g: [x for x in g if x is not None]  # noqa: E731
+    return {"video": video.name, "status": "ok",
+            "real_gap": f"{min(ok(gaps_real), default=0):.2f}-{max(ok(gaps_real), default=0):.2f}",
+            "our_gap": f"{min(ok(gaps_ours), default=0):.2f}-{max(ok(gaps_ours), default=0):.2f}"}
+
+
+def review_real_folder(folder: Path, out_dir: Path, seconds: float = 6.0, size: int = 512) -> list[dict]:
+    from .pipeline import TalkingFacePipeline
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pipe = TalkingFacePipeline(size=size)
+    rows = [r for r in (review_real(v, out_dir, pipe, seconds) for v in sorted(folder.iterdir())
+                        if v.suffix.lower() in VIDEO_TYPES) if r is not None]
+    for r in rows:
+        print(r)
+    return rows
+
+
 def control_sheet(image: str, audio_path: str, out: str, thumb: int = 192, cols: int = 6, seed: int = 0,
                   face: bool = False) -> None:
     """One row per control extreme, `cols` frames across the clip each; the same seed everywhere."""
@@ -216,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="one portrait: control sheet")
     src.add_argument("--gallery", type=Path, help="a folder of portraits: sheets, close-ups and a table")
-    parser.add_argument("--audio", required=True)
+    src.add_argument("--real", type=Path, help="a folder of real talking videos: ours beside theirs")
+    parser.add_argument("--audio", help="speech to animate with (--image, --gallery)")
     parser.add_argument("--out", required=True, help="sheet PNG (--image) or output folder (--gallery)")
     parser.add_argument("--seconds", type=float, default=6.0, help="gallery: seconds of audio to render")
     parser.add_argument("--size", type=int, default=512)
@@ -225,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--face", action="store_true", help="crop each frame to the face (to see gaze and lips)")
     args = parser.parse_args(argv)
-    if args.gallery:
+    if args.real:
+        review_real_folder(args.real, Path(args.out), args.seconds, args.size)
+    elif not args.audio:
+        parser.error("--audio is needed with --image and --gallery")
+    elif args.gallery:
         review_gallery(args.gallery, Path(args.audio), Path(args.out), args.seconds, args.size)
     else:
         control_sheet(args.image, args.audio, args.out, args.thumb, args.cols, args.seed, args.face)
