@@ -604,26 +604,31 @@ class Renderer:
         v_teeth_up = rest_profile(skull, LIPS_INNER_UPPER)     # where the upper incisors' roots sit
         v_teeth_lo = rest_profile(jaw, LIPS_INNER_LOWER)       # where the lower incisors' roots sit
         Wm = 2 * half
+        # along the mouth, measured from the lips' middle (landmark 13), not from the corners' midpoint: on a
+        # turned head the far half of the mouth is foreshortened, and its teeth with it
+        q = cam[LIP_MID_UPPER, :2] - mid
+        u_mid = float(np.clip(q @ u_ax / half, -0.6, 0.6))
+        along = np.where(u >= u_mid, (u - u_mid) / (1 - u_mid), (u - u_mid) / (1 + u_mid))
         gap = np.maximum(v_lo - v_up, 1e-3)
         # a portrait's own slightly parted lips (a dark line) stay as they are until the mouth opens further
         rest_gap = rest_profile(skull, LIPS_INNER_LOWER) - v_teeth_up
         alpha *= np.clip((gap - np.maximum(rest_gap, 0) - 0.3) / (0.02 * Wm + 1.0), 0, 1)
         if alpha.max() <= 0.02:
             return
-        au = np.abs(u)
+        au = np.abs(along)
         depth = np.clip(1.0 - 0.75 * au ** 2, 0.25, 1.0)        # the mouth darkens towards its corners
         # cavity: dark red, darkest at the back (the top, behind the upper teeth) and towards the corners,
         # a little light falling in past the lips
-        t = np.clip(a / gap, 0, 1)
+        down = np.clip(a / gap, 0, 1)
         near_lip = np.exp(-np.maximum(np.minimum(a, b), 0) / (0.05 * Wm))
         col = np.empty(a.shape + (3,), np.float32)
         col[:] = self.cavity
-        col *= ((0.55 + 0.6 * t) * (0.45 + 0.55 * depth))[..., None]
+        col *= ((0.55 + 0.6 * down) * (0.45 + 0.55 * depth))[..., None]
         col += (0.18 * near_lip * depth)[..., None] * (self.lip - col)
         # tongue: a dome rising from the floor of the mouth, lit on top, with a faint middle groove
         tongue_top = v_lo - (0.42 * gap + 0.02 * Wm) * (1 - 0.8 * au ** 2)
         tongue = np.clip((v - tongue_top) / (0.02 * Wm + 0.8), 0, 1) * np.clip((0.8 - au) / 0.2, 0, 1)
-        lit = 0.75 + 0.35 * np.exp(-np.maximum(v - tongue_top, 0) / (0.06 * Wm)) - 0.12 * np.exp(-(u * half / (0.05 * Wm + 0.5)) ** 2)
+        lit = 0.75 + 0.35 * np.exp(-np.maximum(v - tongue_top, 0) / (0.06 * Wm)) - 0.12 * np.exp(-(along * half / (0.05 * Wm + 0.5)) ** 2)
         col += tongue[..., None] * (self.tongue * (lit * (0.5 + 0.5 * depth))[..., None] - col)
         if self.own_mouth is not None:
             # the portrait's own teeth, carried by the lips: a smile shows mostly upper teeth, so the upper
@@ -639,7 +644,7 @@ class Renderer:
                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             col = np.where((take_up | take_lo)[..., None], own, col)
         else:
-            col = self._paint_teeth(col, u, v, a, b, v_teeth_up, v_teeth_lo, Wm, depth)
+            col = self._paint_teeth(col, along, v, a, b, v_teeth_up, v_teeth_lo, Wm, depth)
         col = cv2.GaussianBlur(col, (0, 0), self.mouth_blur)
         lum = col @ np.float32([0.299, 0.587, 0.114])
         # photo grain, weaker in the dark (grey noise on a dark red cavity would wash it out to grey)
@@ -680,10 +685,10 @@ class Renderer:
         # gums: a pink band above the upper teeth, seen when the upper lip lifts above the teeth's roots
         gum = np.clip((v_teeth_up - 0.01 * Wm - v) / 1.0 + 0.5, 0, 1) * np.clip((0.8 - au) / 0.2, 0, 1)
         col += gum[..., None] * (self.gum * (0.5 + 0.5 * depth)[..., None] - col)
-        # shaded teeth fall towards the mouth's warm dark, not towards black (darkened ivory reads green-grey)
+        # shaded teeth fall towards a dark lip red, not towards black or grey (both read green-blue next to red)
         def shaded(light: np.ndarray) -> np.ndarray:
             light = np.clip(light, 0, 1.1)[..., None]
-            return self.teeth * light + self.cavity * 1.6 * (1 - np.minimum(light, 1))
+            return self.teeth * light + 0.5 * self.lip * (1 - np.minimum(light, 1))
         col += lo_cover[..., None] * (shaded(0.7 * depth * lo_shade * lip_shadow_lo) - col)
         col += up_cover[..., None] * (shaded(depth ** 0.7 * up_shade * lip_shadow_up) - col)
         return col
