@@ -235,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         name = Path(path).name
         for seed in range(args.seeds):
-            m = pipe.motion(audio, seed=seed)
+            try:
+                m = pipe.motion(audio, seed=seed)
+            except InputError as exc:
+                print(f"{name}: skipped ({exc})")
+                break
             st = {"clip": name, "who": "ours", "seed": seed, **motion_stats(m), **generated_face_stats(m)}
             rows.append(st)
             lines.append(_row(f"{name[:40]} ours seed {seed}", st))
