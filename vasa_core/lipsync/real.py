@@ -376,10 +376,13 @@ def evaluate_clip(path: Path, models: dict, render: bool = True, log=print, cach
             entry["predicted"] = clip_metrics(real, ours, speech, silence)
             rec["series"][f"{name}/predicted"] = _series(ours.gap)
         if renderer is not None:
-            frames = (renderer.render(motion.values[i]) for i in range(len(motion)))
-            ours = track_frames(frames)
-            entry["rendered"] = clip_metrics(real, ours, speech, silence)
-            rec["series"][f"{name}/rendered"] = _series(ours.gap)
+            try:
+                ours = track_frames(renderer.render(motion.values[i]) for i in range(len(motion)))
+            except Exception as exc:      # a renderer failure must not cost the other clips' numbers
+                log(f"{path.name}: rendering failed for {name} ({type(exc).__name__}: {exc})")
+            else:
+                entry["rendered"] = clip_metrics(real, ours, speech, silence)
+                rec["series"][f"{name}/rendered"] = _series(ours.gap)
         rec["models"][name] = entry
     return rec
 
