@@ -179,7 +179,9 @@ def test_mouth_interior_teeth_on_the_skull(hopper_renderer):
         l = hopper_renderer.landmarks(f)
         g = cv2.cvtColor(fr, cv2.COLOR_RGB2GRAY).astype(float)[:, int(round(l[13, 0]))]
         y0, y1 = int(l[13, 1]), int(l[14, 1])
-        bright = np.nonzero(g[y0:y1] > 150)[0]
+        seg = g[y0:y1]
+        assert seg.max() > 1.8 * np.percentile(seg, 20)          # light teeth against the dark cavity
+        bright = np.nonzero(seg > 0.5 * (seg.max() + np.percentile(seg, 20)))[0]     # teeth, not cavity
         return y0 + bright.max(), l[13, 1]
     edge0, lip0 = teeth_edge({"jaw_open": 0.6})
     edge1, lip1 = teeth_edge({"jaw_open": 0.6, "upper_lip_raise": 1.0})
