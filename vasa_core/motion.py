@@ -386,7 +386,8 @@ class MotionGenerator:
                 semis = 12 * (np.log2(f0) - self._f0_mean)
                 accent = float(np.clip((semis - 1.5) / 5.0, 0, 1)) * level
         brow = self._brow(accent + 0.08 * nod)
-        out[col("brow_raise")] = np.clip(0.5 * brow + 0.06 * n["brow"] + w * brow0, -1, 1)
+        # (amplitudes doubled after measuring real speakers: their brows move ~2x what ours did, per IOD)
+        out[col("brow_raise")] = np.clip(0.9 * brow + 0.12 * n["brow"] + w * brow0, -1, 1)
         # lip corners lift a little with the same emphasis (an animated speaker, not a frozen smile)
         out[col("smile")] = np.clip(0.05 + 0.1 * brow + w * smile0 + 0.04 * n["smile"], -1, 1)
         # cheeks lift with a smile and with emphasis (stressed syllables, pitch accents); the lids narrow a
