@@ -214,3 +214,46 @@ def test_metrics_known_answers():
     jit[40:, P.JAW] = np.tile([0, .2], 5)          # 1.6-2.0 s: alternating 0 / 0.2 inside the long pause
     s = E.summarise([jit], [tgt], [E.item_stats(jit, tgt, segs)])
     assert s["sil_motion"] > 0.05 and s["sil_jaw"] > 0.02
+
+
+# ------------------------------------------------------------------------------------------------ real videos
+def test_real_video_metrics_known_answers():
+    """The real-mouth metrics on made-up tracks: a copy scores r 1 at lag 0, a late copy shows its lag, a
+    closure the other mouth does not make is missed, a still mouth in silence has no motion."""
+    from vasa_core.lipsync.real import MouthTrack, clip_metrics
+    n = 250
+    t = np.arange(n)
+    gap = 0.2 + 0.06 * np.sin(2 * np.pi * (t - 0) / 12)         # syllables, never near closed ...
+    for k in range(0, 16):                                      # ... but for 16 closures at syllable peaks
+        gap[3 + 12 * k:5 + 12 * k] = 0.0
+    speech = np.ones(n, bool)
+    speech[200:] = False
+    silence = ~speech
+    gap[200:] = 0.01
+    real = MouthTrack(gap, np.full(n, 1.2))
+    m = clip_metrics(real, MouthTrack(gap.copy(), np.full(n, 1.2)), speech, silence)
+    assert m["r0"] == pytest.approx(1) and m["best_lag"] == 0 and m["closure"] == 1 and m["amp"] == pytest.approx(1)
+    assert m["sil_motion"] == pytest.approx(0, abs=1e-9)
+    late = np.r_[np.full(2, 0.15), gap[:-2]]                   # ours 2 frames late, half the amplitude
+    m = clip_metrics(real, MouthTrack(0.5 * late, np.full(n, 1.2)), speech, silence)
+    assert m["best_lag"] == 2 and m["r_best"] > 0.99 > m["r0"] and m["amp"] == pytest.approx(0.5, abs=0.05)
+    open_mouth = 0.2 + 0.06 * np.sin(2 * np.pi * t / 12)       # the same syllables, never closes
+    open_mouth[200:] = 0.01
+    assert clip_metrics(real, MouthTrack(open_mouth, np.full(n, 1.2)), speech, silence)["closure"] < 0.5
+
+
+def test_lip_measures_and_rigid_head_pose():
+    from vasa_core.lipsync.real import lip_measures
+    from vasa_core.portrait import rotation_angles, rotation_matrix
+    from vasa_core.stats import rigid_pose
+    pts = np.random.default_rng(1).standard_normal((478, 3)) * 50
+    pts[33], pts[133], pts[362], pts[263] = [-60, 0, 0], [-20, 0, 0], [20, 0, 0], [60, 0, 0]   # IOD = 80
+    for a, b in ((13, 14), (82, 87), (312, 317)):
+        pts[a], pts[b] = [0, 60, 0], [0, 68, 0]                 # inner-lip gap 8
+    pts[61], pts[291] = [-24, 64, 0], [24, 64, 0]               # mouth width 48
+    gap, width = lip_measures(pts)
+    assert gap == pytest.approx(0.1) and width == pytest.approx(0.6)
+    r = rotation_matrix(6.0, -4.0, 3.0)
+    moved = 1.1 * pts @ r.T + [5, -3, 2]
+    rel, scale = rigid_pose(moved, pts)
+    assert scale == pytest.approx(1.1) and np.allclose(rotation_angles(rel), rotation_angles(r), atol=1e-6)
