@@ -901,7 +901,9 @@ def report_markdown(ev: dict) -> str:
     lines = ["| test set | clips (gen / real) | accuracy | precision | recall | AUC | TPR @ 1% FPR | FPR |",
              "|---|---|---|---|---|---|---|---|"]
     for row in ev["sets"]:
-        m = row["metrics"]
+        m = dict(row["metrics"])
+        if not row["n_pos"]:                   # a set of real clips only: accuracy and FPR are what it measures
+            m = {k: v for k, v in m.items() if k.startswith(("accuracy", "fpr"))}
         lines.append(f"| {row['name']} | {row['n_pos']} / {row['n_neg']} | {_fmt_ci(m.get('accuracy'), m.get('accuracy_ci'))}"
                      f" | {_fmt_ci(m.get('precision'), m.get('precision_ci'))} | {_fmt_ci(m.get('recall'), m.get('recall_ci'))}"
                      f" | {_fmt_ci(m.get('auc'), m.get('auc_ci'))} | {_fmt_ci(m.get('tpr_at_1fpr'), None)}"
@@ -965,7 +967,7 @@ def report(eval_path: str | Path = EVAL_PATH):
         for key, lab in (("accuracy", "accuracy"), ("recall", "recall (generated caught)"),
                          ("specificity", "real kept real")):
             if key in strength:
-                ax.plot(x, strength[key], marker="o", label=lab)
+                ax.plot(x, [math.nan if v is None else v for v in strength[key]], marker="o", label=lab)
         ax.set_xticks(x, strength["labels"], rotation=20, fontsize=7)
         ax.set(ylim=(0, 1.02), ylabel="rate", title="Accuracy vs re-encoding strength (held-out own clips)")
         ax.legend(fontsize=7)

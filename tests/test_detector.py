@@ -157,10 +157,16 @@ def test_batch_scan_is_resumable_and_survives_bad_files(clips, tmp_path, capsys)
 
 
 def test_batch_scan_on_local_ray(clips, tmp_path):
-    pytest.importorskip("ray")
-    out = tmp_path / "ray.jsonl"
-    paths = [str(clips / "unmarked.mp4"), str(clips / "not_a_video.mp4")]
-    assert D.scan(paths, out, ray_address="local", check_watermark=False, progress=False) == 2
+    """`--ray auto` on a one-CPU local Ray instance this test starts: one task per clip, bad files reported."""
+    import ray
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(D.ROOT), "OMP_NUM_THREADS": "1"}})
+    try:
+        out = tmp_path / "ray.jsonl"
+        paths = [str(clips / "unmarked.mp4"), str(clips / "not_a_video.mp4")]
+        assert D.cli(["detect", *paths, "--out", str(out), "--ray", "auto", "--no-watermark"]) == 0
+    finally:
+        ray.shutdown()
     rows = {r["path"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert "error" in rows[paths[1]]
     local = D.detect(paths[0], check_watermark=False)

@@ -98,17 +98,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-out", default=str(D.EVAL_PATH))
     ap.add_argument("--skip-build", action="store_true", help="use the cached features as they are")
     ap.add_argument("--wm-clips", type=int, default=4, help="clips for the watermark/label invariance check")
+    ap.add_argument("--blends", action="store_true",
+                    help="also train on the self-blended mouth pseudo-fakes (measured: no gain on other generators, "
+                         "lower recall on ours; off by default)")
     args = ap.parse_args(argv)
     media, work = Path(args.media), Path(args.work)
     t0 = time.time()
     commit = E.renderer_commit()
     if not args.skip_build:
-        info = E.build(media, work, workers=args.workers)
+        info = E.build(media, work, workers=args.workers, with_blends=args.blends)
         commit = info["commit"]
         print(f"data: {info['n_fakes']}/{info['n_fake_specs']} fakes made, {len(info['records'])} items "
               f"({time.time() - t0:.0f} s)", file=sys.stderr)
     records, commit = V.load_records(work, None if args.skip_build else commit)
+    blends = [r for r in records if r["item"]["kind"] == "blend"]
+    records = [r for r in records if r["item"]["kind"] != "blend" or args.blends]
     ev, model = V.run(records, commit)
+    if blends and not args.blends:      # the experiment that did not help, kept in the record
+        ev["ablation_with_self_blended"] = V.summary(V.run(records + blends, commit)[0])
     rows = [r for r in V.table(records) if r["kind"] != "other"]
     ev["cue_importance_auc_drop"] = V.feature_importance(model, rows)
     print("evaluation done; checking watermark invariance and speed", file=sys.stderr)
