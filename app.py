@@ -43,7 +43,7 @@ from safety.consent import CONSENT_CHOICES, CONSENT_PUBLIC_DOMAIN  # noqa: E402
 from safety.gate import check_request  # noqa: E402
 from safety.limits import HostLimits, JobTimeout, run_with_timeout  # noqa: E402
 from safety.widgets import Choice, IntChoice, RawAudio, RawImage, RawVideo  # noqa: E402
-from vasa_core import InputError, TalkingFacePipeline, __version__  # noqa: E402
+from vasa_core import InputError, TalkingFacePipeline, __version__, build_pipeline  # noqa: E402
 from vasa_core.motion import EMOTIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -68,7 +68,7 @@ _PIPELINE_LOCK = threading.Lock()
 def pipeline(size: int) -> TalkingFacePipeline:
     with _PIPELINE_LOCK:
         if size not in _PIPELINES:
-            _PIPELINES[size] = TalkingFacePipeline(size=size)
+            _PIPELINES[size] = build_pipeline(size=size)
         return _PIPELINES[size]
 
 
@@ -597,6 +597,24 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
+def warm_up() -> None:
+    """Load what the first request needs (face detector, identity embedder, voice-activity model, face mesh,
+    lip-sync network) on the default example, so that the first request is no slower than the next.
+    Writes nothing (no audit row, no file); a failure only means the first request loads the models."""
+    try:
+        from safety.likeness import analyze_faces
+        from safety.validate import validate_audio, validate_image
+        rgb = validate_image(DEFAULT_IMAGE).rgb
+        validate_audio(DEFAULT_AUDIO, max_seconds=MAX_AUDIO_S)
+        analyze_faces(rgb)
+        pipe = pipeline(min(512, SIZES[-1]))
+        pipe.prepare(rgb)
+        pipe.motion(pipe.load_audio(DEFAULT_AUDIO))
+        log.info("models warm")
+    except Exception:
+        log.exception("warm-up failed; the first request will load the models")
+
+
 def serve(demo: gr.Blocks | None = None, prevent_thread_lock: bool = False):
     """Start the cleaner and serve the demo with the host's bounds (queue, uploads, per-client limits,
     security headers)."""
@@ -611,6 +629,7 @@ def serve(demo: gr.Blocks | None = None, prevent_thread_lock: bool = False):
     Cleaner([OUT_DIR, PUBLIC_DIR / "gradio"], LIMITS.output_ttl_s, LIMITS.clean_every_s, audit=AuditLog(),
             stale_job_s=LIMITS.generate_timeout_s + 60).start()
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=1, api_open=False)
+    threading.Thread(target=warm_up, name="vasa-warm-up", daemon=True).start()
     return demo.launch(
         server_name=os.environ.get("VASA_HOST", "127.0.0.1"), server_port=int(os.environ.get("VASA_PORT", "7860")),
         show_error=False, max_file_size=int(LIMITS.upload_mb * 1024 * 1024), prevent_thread_lock=prevent_thread_lock,

@@ -1,6 +1,7 @@
 """Command line of the safety layer: `python -m safety COMMAND ...`.
 
-Each command lives in the module named after what it does; this file only dispatches.
+Each command lives in the module named after what it does, as `cli(argv: list[str]) -> int` (the
+convention of every command line in the project, `vasa_core.__main__.cli` included); this file only dispatches.
 """
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import sys
 COMMANDS = {
     "gallery": "safety.likeness",
     "screen": "safety.likeness",
-    "measure": "safety.likeness",
+    "measure": "safety.evals.likeness",
     "audit": "safety.audit",
     "verify": "safety.verify",
     "detect": "safety.detector",
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
+    """`python -m safety COMMAND ...` / `vasa-safety COMMAND ...`; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
         print("usage: python -m safety {" + ",".join(COMMANDS) + "} ...", file=sys.stderr)
@@ -27,5 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     return int(module.cli(argv) or 0)
 
 
+main = cli   # the name older callers use
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

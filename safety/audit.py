@@ -36,7 +36,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from safety.datadir import data_dir, init_private_db
+from safety.datadir import connect_db, data_dir, init_private_db
 
 __all__ = ["AuditLog", "AuditError", "OUTCOMES", "cli"]
 
@@ -146,11 +146,8 @@ class AuditLog:
         init_private_db(self.path, _SCHEMA, self._connect)
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        con = connect_db(self.path, autocommit=True)
         con.row_factory = sqlite3.Row
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        con.execute("PRAGMA busy_timeout=30000")
         return con
 
     # ---------------------------------------------------------------------------------------- writes
@@ -161,8 +158,11 @@ class AuditLog:
               chosen_face: int | None = None, extra: dict | None = None, request_id: str | None = None) -> str:
         """Record a new request and return its id (committed to disk before returning).
 
-        Hashes only: pass SHA-256 hex digests of the inputs, never their content. ``screening`` and
-        ``extra`` are stored as JSON.
+        Hashes only: pass SHA-256 hex digests of the inputs, never their content. ``image_sha256`` /
+        ``audio_sha256`` / ``selfie_sha256`` are always the digest of the input *file's bytes* as received
+        (the gate, the CLI and the Python API alike), so a file can be matched to its record; inputs that
+        arrive decoded (arrays) have no file digest, and the caller names what it hashed in ``extra``
+        (e.g. ``audio_samples_sha256``). ``screening`` and ``extra`` are stored as JSON.
         """
         rid = request_id or uuid.uuid4().hex
         values: dict[str, Any] = {

@@ -6,6 +6,7 @@ Set with the environment variable VASA_DATA_DIR; defaults to a per-user location
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 
@@ -19,6 +20,18 @@ def data_dir() -> Path:
         path = Path(base) / "vasa"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def connect_db(path: Path, autocommit: bool = False) -> sqlite3.Connection:
+    """A connection to one of the safety layer's SQLite files, set up the one way they all use: write-ahead
+    log, full fsync on commit, foreign keys enforced, up to 30 s of waiting on another writer's lock.
+    autocommit: no implicit transactions (the caller writes its own BEGIN IMMEDIATE / COMMIT)."""
+    con = sqlite3.connect(path, timeout=30, isolation_level=None if autocommit else "")
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("PRAGMA foreign_keys=ON")
+    con.execute("PRAGMA busy_timeout=30000")
+    return con
 
 
 def init_private_db(path: Path, schema: str, connect) -> None:

@@ -30,7 +30,7 @@ from safety.errors import ValidationError
 
 __all__ = [
     "ValidationError", "ValidatedImage", "ValidatedAudio", "validate_image", "validate_audio",
-    "sniff_image_format", "sniff_audio_format",
+    "sniff_image_format", "sniff_audio_format", "check_image_header", "check_audio_header",
     "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE", "MAX_AUDIO_BYTES", "AUDIO_SAMPLE_RATE",
 ]
 
@@ -110,6 +110,88 @@ def _describe_unaccepted_image(data: bytes) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------------- header pre-checks
+
+def _head(path: Source, kind: str, n: int = 65536) -> bytes:
+    """The first `n` bytes of a file on disk (or of the bytes given), refusing missing and empty files."""
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        data = bytes(path[:n])
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ValidationError(f"The {kind} file {p} could not be found or is not a regular file.")
+        try:
+            with open(p, "rb") as fh:
+                data = fh.read(n)
+        except OSError:
+            raise ValidationError(f"The {kind} file {p} could not be read.") from None
+    if not data:
+        raise ValidationError(f"The {kind} file is empty.")
+    return data
+
+
+def check_image_header(source: Source) -> tuple[int, int]:
+    """(width, height) of a JPEG/PNG/WebP image read from its header only (milliseconds, nothing decoded).
+
+    For the command line and the Python API, which take files of any length: refuses a missing or empty
+    file, an unaccepted format, a header Pillow cannot parse, and sizes outside MIN_IMAGE_SIDE ..
+    MAX_IMAGE_PIXELS, with the same sentences as :func:`validate_image` (which still decodes it fully)."""
+    head = _head(source, "image")
+    fmt = sniff_image_format(head)
+    if fmt is None:
+        raise ValidationError(_describe_unaccepted_image(head))
+    name = _IMAGE_NAMES[fmt]
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fh = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb")
+            with fh, Image.open(fh, formats=[fmt.upper()]) as im:
+                w, h = (int(v) for v in im.size)
+    except Image.DecompressionBombError:
+        raise ValidationError(_too_many_pixels(name)) from None
+    except Exception:
+        raise ValidationError(f"The {name} image could not be decoded; the file is damaged or truncated.") from None
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ValidationError(_too_many_pixels(name, w, h))
+    if min(w, h) < MIN_IMAGE_SIDE:
+        raise ValidationError(f"The image is only {w}x{h} pixels; please upload a portrait at least "
+                              f"{MIN_IMAGE_SIDE} pixels on each side.")
+    return w, h
+
+
+def check_audio_header(source: Source) -> float | None:
+    """The duration in seconds (None when the container does not say) of a WAV/MP3/M4A/AAC/Ogg/FLAC file,
+    checked by opening it with the matching demuxer and decoding its first audio frame (milliseconds).
+
+    For the command line and the Python API (files of any length; no size or duration limit here): refuses
+    a missing or empty file, an unaccepted format, a file with no decodable audio track."""
+    head = _head(source, "audio")
+    fmt = sniff_audio_format(head)
+    if fmt is None:
+        raise ValidationError(_describe_unaccepted_audio(head))
+    demuxer, name = _AUDIO_DEMUXERS[fmt]
+    import av
+    fh = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
+    try:
+        with av.open(fh, mode="r", format=demuxer) as container:
+            if not container.streams.audio:
+                raise ValidationError(f"The {name} file has no audio track.")
+            stream = container.streams.audio[0]
+            for frame in container.decode(stream):
+                if frame.samples > 0:
+                    break
+            else:
+                raise ValidationError(f"The {name} audio contains no sound (zero length).")
+            if stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+            return container.duration / 1e6 if container.duration else None
+    except ValidationError:
+        raise
+    except Exception:
+        raise ValidationError(f"The {name} audio could not be decoded; the file is damaged or truncated.") from None
 
 
 # ------------------------------------------------------------------------------------------------ images

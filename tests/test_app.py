@@ -87,12 +87,13 @@ def test_a_mark_made_elsewhere_is_not_ours(client, server, generated, astronaut,
     can (this test process is another installation: its own data directory, so its own key)."""
     from gradio_client import handle_file
     from safety import watermark as wm
+    from safety.evals.watermark import encode_mp4
     _, status = generated
     payload = int(status.split("Watermark id ")[1].split(",")[0], 16)
     img = np.ascontiguousarray(astronaut[:512, :512])
     marker = wm.Watermarker(payload, 512, 512)
     forged = tmp_path / "forged.mp4"
-    wm.encode_mp4([marker.embed(img, i) for i in range(25)], forged, crf=18)
+    encode_mp4([marker.embed(img, i) for i in range(25)], forged, crf=18)
     assert wm.detect_video(forged).found            # it is a perfectly good mark ... under another key
     verdict, details = client.predict(handle_file(str(forged)), api_name="/detect")
     assert "no evidence" in verdict and "Test Runner" not in verdict

@@ -140,7 +140,7 @@ def test_generate_job_timeout_gives_a_sentence_and_leaves_no_file(app_module, mo
 def test_detect_job_timeout_gives_a_sentence(app_module, monkeypatch, tmp_path):
     import dataclasses
     import gradio as gr
-    from safety import watermark as wm
+    from safety.evals import watermark as wm   # encode_mp4: test clips
     clip = tmp_path / "c.mp4"
     wm.encode_mp4([np.full((256, 256, 3), i, np.uint8) for i in range(100)], clip)
     monkeypatch.setattr(app_module, "LIMITS", dataclasses.replace(app_module.LIMITS, detect_timeout_s=0.05))

@@ -107,7 +107,26 @@ def test_cli_generate_render_and_sheet(tmp_path, hopper_path, short_audio, capsy
     capsys.readouterr()
     assert cli(["generate", "--image", str(short_audio), "--audio", str(short_audio), "--out",
                 str(tmp_path / "bad.mp4")]) == 2
-    assert "error: Could not read" in capsys.readouterr().err
+    assert "error: This file is not a JPEG, PNG or WebP image" in capsys.readouterr().err   # safety.validate's
+
+
+def test_cli_refuses_a_missing_file_before_loading_any_model(tmp_path, hopper_path, short_audio):
+    """A missing or undecodable input is refused from its header, before torch, mediapipe or OpenCV load."""
+    import subprocess
+    import sys
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(64))
+    code = ("import sys; from vasa_core.__main__ import main; "
+            "rcs = [main(['generate', '--image', sys.argv[1], '--audio', a, '--out', sys.argv[3]]) "
+            "for a in (sys.argv[2], sys.argv[4])]; "
+            "loaded = sorted(m for m in ('torch', 'mediapipe', 'cv2', 'facenet_pytorch') if m in sys.modules); "
+            "print(rcs, loaded)")
+    out = subprocess.run([sys.executable, "-c", code, str(hopper_path), str(tmp_path / "missing.wav"),
+                          str(tmp_path / "x.mp4"), str(garbage)], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[2, 2] []", out.stdout + out.stderr
+    assert "The audio file" in out.stderr and "could not be found" in out.stderr
+    assert "WAV audio could not be decoded" in out.stderr
+    assert not (tmp_path / "x.mp4").exists()
 
 
 def test_write_reads_the_audio_file_piece_by_piece(monkeypatch, tmp_path, hopper_path, short_audio, pipeline256):

@@ -25,6 +25,7 @@ from PIL import Image
 
 import gradio
 from safety import likeness
+from safety.evals import likeness as evals_likeness   # the measurement harness
 from safety.likeness import (DLIB_THRESHOLDS, DetectedFace, DlibEmbedder, FacenetEmbedder, Gallery, LikenessError,
                              Thresholds, analyze_faces, default_embedder, screen)
 
@@ -137,13 +138,13 @@ def test_thresholds_decide_at_the_boundaries():
 
 def test_chosen_thresholds_match_the_measurement():
     """The measured same-person pairs must all block, the different-person pairs must all stay out of block."""
-    result = likeness.measure()
+    result = evals_likeness.measure()
     assert result["genuine"]["max"] <= DLIB_THRESHOLDS.block < result["impostor"]["min"]
     assert DLIB_THRESHOLDS.review <= 0.6 + 1e-9  # never weaker than dlib's LFW operating point
     row = next(r for r in result["rates"] if r["threshold"] == DLIB_THRESHOLDS.block)
     assert row["fnmr_all_pairs"] == 0.0 and row["fmr"] == 0.0
     assert len(result["detection_misses"]) <= 2
-    table = likeness._markdown(result)
+    table = evals_likeness._markdown(result)
     assert "| 0.52 | 0.000 | 0.000 | 0.000 |" in table
 
 

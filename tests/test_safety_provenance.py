@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from safety import watermark as W
+from safety.evals import watermark as E   # sample media, attacks, evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = 0x0DDBA11
@@ -35,13 +36,13 @@ def clips(tmp_path_factory, datadir):
     from safety.provenance import sign_mp4
 
     d = tmp_path_factory.mktemp("clips")
-    img = W.sample_images()["grace_hopper"]
-    frames = W.talking_frames(img, 50, seed=4)
+    img = E.sample_images()["grace_hopper"]
+    frames = E.talking_frames(img, 50, seed=4)
     wm = W.Watermarker(PAYLOAD, 512, 512)
     marked = [W.label_frame(wm.embed(f, i)) for i, f in enumerate(frames)]
-    W.encode_mp4(marked, d / "marked.mp4", crf=20)
+    E.encode_mp4(marked, d / "marked.mp4", crf=20)
     manifest = sign_mp4(d / "marked.mp4", d / "signed.mp4", PAYLOAD, "vasa-talking-head", "0.1.0")
-    W.encode_mp4(frames, d / "plain.mp4", crf=20)
+    E.encode_mp4(frames, d / "plain.mp4", crf=20)
     return {"dir": d, "signed": d / "signed.mp4", "marked": d / "marked.mp4", "plain": d / "plain.mp4",
             "manifest": manifest, "frames": marked}
 
@@ -77,8 +78,8 @@ def test_signed_manifest_reads_back_valid(clips):
 
 
 def test_signing_keeps_the_media(clips):
-    a = W.decode_bytes(clips["marked"].read_bytes())
-    b = W.decode_bytes(clips["signed"].read_bytes())
+    a = E.decode_bytes(clips["marked"].read_bytes())
+    b = E.decode_bytes(clips["signed"].read_bytes())
     assert len(a) == len(b) == 50 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
@@ -121,9 +122,9 @@ def test_verify_after_reencode_uses_watermark(clips, tmp_path):
     """A re-encode strips the manifest; the watermark still identifies the clip."""
     from safety.verify import verify
 
-    frames = W.decode_bytes(clips["signed"].read_bytes())
+    frames = E.decode_bytes(clips["signed"].read_bytes())
     p = tmp_path / "reup.mp4"
-    W.encode_mp4([f[40:470, 30:460] for f in frames], p, crf=28)
+    E.encode_mp4([f[40:470, 30:460] for f in frames], p, crf=28)
     r = verify(p)
     assert r.manifest_status == "absent" and r.manifest is None
     assert r.watermark_found and r.payload_hex == W.payload_hex(PAYLOAD)

@@ -1,6 +1,6 @@
 """Tests of the invisible watermark: ECC, marking quality and cost, every attack on one short clip, unmarked media.
 
-The full robustness table (many clips, >= 1000 unmarked frames) is `python -m safety.watermark evaluate`.
+The full robustness table (many clips, >= 1000 unmarked frames) is `python -m safety.evals.watermark evaluate`.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from safety import watermark as W
+from safety.evals import watermark as E   # sample media, attacks, evaluation
 
 PAYLOAD = 0x5EC0FFEE
 
@@ -18,11 +19,11 @@ PAYLOAD = 0x5EC0FFEE
 @pytest.fixture(scope="module")
 def hopper_clip():
     """3 s of Grace Hopper with head-like motion, marked, through the product's CRF-18 writer."""
-    img = W.sample_images()["grace_hopper"]
-    frames = W.talking_frames(img, 75, seed=7)
+    img = E.sample_images()["grace_hopper"]
+    frames = E.talking_frames(img, 75, seed=7)
     wm = W.Watermarker(PAYLOAD, 512, 512)
     marked = [wm.embed(f, i) for i, f in enumerate(frames)]
-    master = W.decode_bytes(W.encode_mp4(marked, crf=18, audio=False))
+    master = E.decode_bytes(E.encode_mp4(marked, crf=18, audio=False))
     return frames, marked, master
 
 
@@ -69,8 +70,8 @@ def test_false_positive_bound_is_below_1e6():
 
 # ---------------------------------------------------------------------------------------------- marking
 def test_embed_quality_shape_and_cost():
-    img = W.sample_images()["astronaut"]
-    frames = W.talking_frames(img, 40, seed=2)
+    img = E.sample_images()["astronaut"]
+    frames = E.talking_frames(img, 40, seed=2)
     wm = W.Watermarker(PAYLOAD, 512, 512)
     out = wm.embed(frames[0], 0)
     assert out.shape == frames[0].shape and out.dtype == np.uint8
@@ -100,7 +101,7 @@ def test_flat_regions_get_a_faint_mark():
 
 
 def test_embed_is_thread_safe_and_deterministic():
-    img = W.sample_images()["astronaut"]
+    img = E.sample_images()["astronaut"]
     wm = W.Watermarker(PAYLOAD, 512, 512)
     ref = wm.embed(img, 0)
     results = []
@@ -113,23 +114,23 @@ def test_embed_is_thread_safe_and_deterministic():
 
 
 def test_other_frame_sizes():
-    img = W.sample_images()["astronaut"]
+    img = E.sample_images()["astronaut"]
     wide = np.ascontiguousarray(np.concatenate([img, img[:, ::-1]], axis=1)[::2, ::2][:, :400])   # 256x400
     wm = W.Watermarker(PAYLOAD, 400, 256)
     marked = [wm.embed(wide, i) for i in range(10)]
-    d = W.detect_frames(W.decode_bytes(W.encode_mp4(marked, crf=18, audio=False)))
+    d = W.detect_frames(E.decode_bytes(E.encode_mp4(marked, crf=18, audio=False)))
     assert d.found and d.payload == PAYLOAD
 
 
 def test_label_frame():
-    img = W.sample_images()["grace_hopper"]
+    img = E.sample_images()["grace_hopper"]
     out = W.label_frame(img)
     assert out.shape == img.shape and out.dtype == np.uint8
     changed = np.any(out != img, axis=-1)
     ys, xs = np.nonzero(changed)
     assert ys.min() > 512 * 0.8 and xs.min() > 512 * 0.55        # only the bottom-right corner
     assert changed.mean() < 0.03
-    assert np.array_equal(img, W.sample_images()["grace_hopper"])  # input untouched
+    assert np.array_equal(img, E.sample_images()["grace_hopper"])  # input untouched
 
 
 # ---------------------------------------------------------------------------------------------- attacks
@@ -140,10 +141,10 @@ def test_clean_master(hopper_clip):
     assert d.confidence > 1 - 1e-6 and d.z > 15
 
 
-@pytest.mark.parametrize("attack", [a for a in W.ATTACKS if not a.startswith("none")])
+@pytest.mark.parametrize("attack", [a for a in E.ATTACKS if not a.startswith("none")])
 def test_each_attack_recovers_payload_exactly(hopper_clip, attack):
     _, _, master = hopper_clip
-    frames = W.ATTACKS[attack](master, np.random.default_rng(3))
+    frames = E.ATTACKS[attack](master, np.random.default_rng(3))
     d = W.detect_frames(frames)
     assert d.found, (attack, d.z)
     assert d.payload == PAYLOAD
@@ -154,24 +155,24 @@ def test_each_attack_recovers_payload_exactly(hopper_clip, attack):
 
 
 def test_harder_portrait_survives_crf28(hopper_clip):
-    img = W.sample_images()["astronaut"]
+    img = E.sample_images()["astronaut"]
     wm = W.Watermarker(PAYLOAD ^ 0xFFFF, 512, 512)
-    marked = [wm.embed(f, i) for i, f in enumerate(W.talking_frames(img, 50, seed=11))]
-    d = W.detect_frames(W._reencode(marked, 28))
+    marked = [wm.embed(f, i) for i, f in enumerate(E.talking_frames(img, 50, seed=11))]
+    d = W.detect_frames(E._reencode(marked, 28))
     assert d.found and d.payload == PAYLOAD ^ 0xFFFF
 
 
 def test_destroyed_mark_is_not_misread(hopper_clip):
     """Far beyond the design point (CRF 51 at 1/4 size): no detection, and never a wrong payload."""
     _, _, master = hopper_clip
-    d = W.detect_frames(W._reencode(master[:25], 51, size=(128, 128)))
+    d = W.detect_frames(E._reencode(master[:25], 51, size=(128, 128)))
     assert (not d.found) or d.payload == PAYLOAD
 
 
 def test_detect_video_file_with_audio(tmp_path, hopper_clip):
     _, marked, _ = hopper_clip
     path = tmp_path / "clip.mp4"
-    W.encode_mp4(marked[:50], path, crf=23)
+    E.encode_mp4(marked[:50], path, crf=23)
     import av
 
     with av.open(str(path)) as c:
@@ -184,16 +185,16 @@ def test_detect_video_file_with_audio(tmp_path, hopper_clip):
 # ---------------------------------------------------------------------------------------------- unmarked media
 def test_unmarked_clips_stay_unmarked(hopper_clip):
     frames, _, _ = hopper_clip
-    d = W.detect_frames(W.decode_bytes(W.encode_mp4(frames, crf=18, audio=False)))
+    d = W.detect_frames(E.decode_bytes(E.encode_mp4(frames, crf=18, audio=False)))
     assert not d.found and d.payload is None and d.z < W.Z_THRESHOLD
-    img = W.sample_images()["astronaut"]
-    d = W.detect_frames(W.talking_frames(img, 30, seed=5))
+    img = E.sample_images()["astronaut"]
+    d = W.detect_frames(E.talking_frames(img, 30, seed=5))
     assert not d.found
 
 
 def test_unmarked_real_frames_stay_unmarked():
     zs = []
-    for f in W.negative_frames(40, seed=123):
+    for f in E.negative_frames(40, seed=123):
         d = W.detect_frames([f])
         assert not d.found
         zs.append(d.z)
@@ -202,7 +203,7 @@ def test_unmarked_real_frames_stay_unmarked():
 
 
 def test_marked_with_another_payload_reads_that_payload():
-    img = W.sample_images()["grace_hopper"]
+    img = E.sample_images()["grace_hopper"]
     a, b = 0x12345678, 0x87654321
     fa = W.Watermarker(a, 512, 512).embed(img)
     fb = W.Watermarker(b, 512, 512).embed(img)
@@ -211,8 +212,8 @@ def test_marked_with_another_payload_reads_that_payload():
 
 
 def test_evaluate_runs_small():
-    res = W.evaluate(n_clips=1, seconds=2.2, n_negative_frames=5, library=False)
-    assert {r["attack"] for r in res["attacks"]} == set(W.ATTACKS)
+    res = E.evaluate(n_clips=1, seconds=2.2, n_negative_frames=5, library=False)
+    assert {r["attack"] for r in res["attacks"]} == set(E.ATTACKS)
     assert res["unmarked_frames"]["frames"] == 5 and res["unmarked_frames"]["false_detections"] == 0
     assert res["timing"]["embed_ms_mean"] < 10
-    assert "| H.264 CRF 28 |" in W.format_report(res)
+    assert "| H.264 CRF 28 |" in E.format_report(res)

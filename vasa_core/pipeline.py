@@ -17,7 +17,7 @@ import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from .portrait import Portrait, analyze_portrait
 from .render import Renderer
 from .stream import FrameStream, MotionStream
 from .video import VideoWriter
+
+if TYPE_CHECKING:
+    from safety.publish import Marker, Publisher
 
 OUTPUT_SAMPLE_RATE = 48_000   # Hz, audio in the written MP4
 MOTION_PIECE_S = 10.0         # seconds of audio fed at a time when a whole file is turned into motion
@@ -81,12 +84,19 @@ class TalkingFacePipeline:
     size: output side in pixels (256..1024); fps: video frame rate; device: 'auto' | 'cpu' | 'cuda'
     (the warp runs on the GPU when there is one); lipsync: 'default' (learned model when its weights
     ship, else acoustic) | 'learned' | 'acoustic'.
+    marker / publisher: what every frame and file that leaves goes through (`safety.publish`): the
+    watermark (and visible label), and C2PA signing + the audit log. None: the installation's defaults
+    (`safety.publish.Marker()` / `Publisher()`); `build_pipeline` is the factory the app and CLI use.
     """
 
-    def __init__(self, size: int = 512, fps: float = 25.0, device: str = "auto", lipsync: str = "default"):
+    def __init__(self, size: int = 512, fps: float = 25.0, device: str = "auto", lipsync: str = "default", *,
+                 marker: Marker | None = None, publisher: Publisher | None = None):
+        from safety.publish import Marker, Publisher
         if not 256 <= size <= 1024:
             raise ValueError("size must be between 256 and 1024 pixels")
         self.size, self.fps, self.device = int(size), float(fps), device
+        self.marker: Marker = marker if marker is not None else Marker()
+        self.publisher: Publisher = publisher if publisher is not None else Publisher()
         self.mouth: MouthModel = load_mouth_model(lipsync)
         self._portraits: OrderedDict[str, tuple[Portrait, Renderer]] = OrderedDict()
 
@@ -170,20 +180,19 @@ class TalkingFacePipeline:
         emotion_weight, motion_scale). The frames equal `write`'s for the same audio and seed (apart from
         each run's own watermark id).
         """
-        from safety.watermark import new_payload
         portrait, renderer = self.prepare(image, face_box)
         controls = MotionControls(**controls)
         self._warm_up(renderer, sample_rate)
         motion = MotionStream(self.mouth, sample_rate, self.fps, controls)
-        return FrameStream(audio_chunks, motion, renderer.render, new_payload(), self.size, label, portrait.key)
+        return FrameStream(audio_chunks, motion, renderer.render, self.marker.new_payload(), self.size, label,
+                           portrait.key)
 
     def _warm_up(self, renderer: Renderer, sample_rate: int) -> None:
         """Run every stage once on a moment of silence, so that one-time costs (the network's first call,
         the renderer's and watermarker's buffers) are not paid while a live source waits for its first frame."""
-        from safety.watermark import Watermarker
         warm = MotionStream(self.mouth, sample_rate, self.fps)
         rows = np.concatenate([warm.push(np.zeros(int(0.3 * sample_rate), np.float32)), warm.finish()])
-        Watermarker(0, self.size, self.size).embed(renderer.render(rows[0]), 0)
+        self.marker.embedder(0, self.size, self.size).embed(renderer.render(rows[0]), 0)
 
     def write_stream(self, stream: FrameStream, audio: Audio, out_path: str | Path,
                      request_id: str | None = None) -> Output:
@@ -192,8 +201,8 @@ class TalkingFacePipeline:
             writer.write_audio(audio.samples)
             for frame in stream:
                 writer.write(frame)
-        return _publish(produce, audio.sample_rate, _samples_sha256(audio.samples), self.fps, self.size,
-                        Path(out_path), stream.payload, stream.portrait_key, request_id)
+        return self._publish(produce, audio.sample_rate, _samples_sha256(audio.samples), Path(out_path),
+                             stream.payload, stream.portrait_key, request_id)
 
     def frames(self, image, motion: MotionSequence, face_box=None) -> Iterator[np.ndarray]:
         """Render frames one by one (never holds the whole clip). These frames are NOT yet watermarked:
@@ -206,11 +215,11 @@ class TalkingFacePipeline:
     def generate(self, image, audio, motion: MotionSequence | None = None, *, face_box=None,
                  label: bool = False, **controls) -> Result:
         """Watermarked frames + audio in memory (for short clips; `write` streams long ones to a file)."""
-        from safety.watermark import new_payload
+        check_audio_source(audio)
         portrait, _ = self.prepare(image, face_box)
         audio = self.load_audio(audio)
         motion = self._fit(motion or self.motion(audio, **controls), audio.duration)
-        payload = new_payload()
+        payload = self.marker.new_payload()
         frames = np.stack(list(self._marked_frames(image, motion, face_box, payload, label)))
         return Result(frames=frames, audio=audio, fps=self.fps, motion=motion, payload=payload,
                       portrait_key=portrait.key)
@@ -224,11 +233,10 @@ class TalkingFacePipeline:
 
     def _marked_frames(self, image, motion: MotionSequence, face_box, payload: int, label: bool):
         """Rendered frames with the invisible watermark (and optionally the visible label)."""
-        from safety.watermark import Watermarker, label_frame
-        marker = Watermarker(payload, self.size, self.size)
+        marker = self.marker.embedder(payload, self.size, self.size)
         for i, frame in enumerate(self.frames(image, motion, face_box)):
             frame = marker.embed(frame, i)
-            yield label_frame(frame) if label else frame
+            yield self.marker.label(frame) if label else frame
 
     def write(self, image, audio, out_path: str | Path, motion: MotionSequence | None = None, *,
               face_box=None, request_id: str | None = None, label: bool = False, **controls) -> Output:
@@ -241,16 +249,18 @@ class TalkingFacePipeline:
         label); the file is signed with a C2PA manifest whose soft binding is the watermark payload; the
         audit log records the payload and the file's hash under `request_id` (a new record when None).
         """
-        from safety.watermark import Watermarker, label_frame, new_payload
-        portrait, renderer = self.prepare(image, face_box)   # fail fast on a bad portrait, before the audio
+        check_audio_source(audio)                             # fail fast on a missing/undecodable audio file
         controls = MotionControls(**controls)                 # ... and on a bad control
+        portrait, renderer = self.prepare(image, face_box)    # ... and on a bad portrait, before the audio
+        if request_id is None:                                # the audit record starts before any encoding
+            request_id = self.publisher.start(reason=API_REASON, **_input_digests(image, audio))
         rate = audio.sample_rate if isinstance(audio, Audio) else OUTPUT_SAMPLE_RATE
         # pass 1 over the audio: checks, hash, and the motion (computed in one tight loop: interleaving the
         # lip-sync network with rendering costs a third of the speed on two cores, threads contending)
         made, info = self._first_pass(audio, rate, controls if motion is None else None)
         motion = self._fit(motion if motion is not None else made, info.duration)
-        payload = new_payload()
-        marker = Watermarker(payload, self.size, self.size)
+        payload = self.marker.new_payload()
+        marker = self.marker.embedder(payload, self.size, self.size)
 
         # pass 2: the soundtrack and the frames, level with each other, into the encoder
         def produce(writer: VideoWriter) -> None:
@@ -261,42 +271,64 @@ class TalkingFacePipeline:
                 upto = len(motion) if piece is None else min(len(motion), int(writer.audio_written / rate * self.fps))
                 for i in range(done, upto):
                     frame = marker.embed(renderer.render(motion.values[i]), i)
-                    writer.write(label_frame(frame) if label else frame)
+                    writer.write(self.marker.label(frame) if label else frame)
                 done = max(done, upto)
 
-        out = _publish(produce, rate, info.sha256, self.fps, self.size, Path(out_path), payload, portrait.key,
-                       request_id)
+        out = self._publish(produce, rate, info.sha256, Path(out_path), payload, portrait.key, request_id)
         return replace(out, motion=motion)
+
+    def write_video(self, result: Result, out_path: str | Path, request_id: str | None = None) -> Output:
+        """Write a `Result` from `generate` to a signed MP4 (recorded in the audit log)."""
+        return write_video(result, out_path, request_id, marker=self.marker, publisher=self.publisher)
+
+    def _publish(self, produce, audio_rate: int, audio_sha256: str, out_path: Path, payload: int,
+                 portrait_key: str, request_id: str | None) -> Output:
+        return _publish(produce, audio_rate, audio_sha256, self.fps, self.size, out_path, payload, portrait_key,
+                        request_id, self.marker, self.publisher)
+
+
+API_REASON = "generated through the Python API / command line"
+
+
+def check_audio_source(audio) -> None:
+    """Refuse a missing, empty or undecodable audio file (path or bytes) from its header, in milliseconds,
+    before the portrait is analysed or any model loads; an `Audio` passes. Raises AudioError."""
+    if isinstance(audio, Audio):
+        return
+    from safety.validate import ValidationError, check_audio_header
+    try:
+        check_audio_header(audio)
+    except ValidationError as exc:
+        raise AudioError(str(exc)) from None
+
+
+def _file_digest(source) -> str | None:
+    """SHA-256 of a file's bytes (path or bytes), the digest the safety gate records for uploads; None for
+    decoded inputs (arrays, `Audio`), which have no file."""
+    if isinstance(source, (bytes, bytearray)):
+        return hashlib.sha256(bytes(source)).hexdigest()
+    if isinstance(source, (str, Path)) and Path(source).is_file():
+        return _file_sha256(Path(source))
+    return None
+
+
+def _input_digests(image, audio) -> dict:
+    """The audit fields of a clip made through the API or CLI. `image_sha256` / `audio_sha256` are the SHA-256
+    of the input files' bytes, as on the gate's path (so an investigator can match a file to a clip); for
+    decoded inputs (arrays, `Audio`) they stay empty and `extra` says so."""
+    image_sha, audio_sha = _file_digest(image), _file_digest(audio)
+    fields: dict = {"image_sha256": image_sha, "audio_sha256": audio_sha}
+    decoded = [name for name, sha in (("image", image_sha), ("audio", audio_sha)) if sha is None]
+    if decoded:
+        fields["extra"] = {"decoded_inputs": decoded}
+        if isinstance(audio, Audio):
+            fields["extra"]["audio_samples_sha256"] = _samples_sha256(audio.samples)
+    return fields
 
 
 def _samples_sha256(samples: np.ndarray) -> str:
     """The audit log's audio hash: SHA-256 of the float32 samples."""
     return hashlib.sha256(memoryview(np.ascontiguousarray(samples, np.float32))).hexdigest()
-
-
-def _publish(produce, audio_rate: int, audio_sha256: str, fps: float, size: int, out_path: Path, payload: int,
-             portrait_key: str, request_id: str | None) -> Output:
-    """Encode (`produce(writer)` writes the watermarked frames and the soundtrack), sign the MP4 (C2PA,
-    watermark as soft binding), record it in the audit log."""
-    from safety.audit import AuditLog
-    from safety.provenance import sign_mp4
-    from safety.watermark import payload_hex
-
-    from . import __version__
-    unsigned = out_path.with_name(f".{out_path.stem}.unsigned{out_path.suffix}")
-    try:
-        with VideoWriter(unsigned, fps=fps, size=size, audio_rate=audio_rate) as writer:
-            produce(writer)
-        manifest = sign_mp4(unsigned, out_path, payload, "vasa_core", __version__)
-    finally:
-        unsigned.unlink(missing_ok=True)
-    sha = _file_sha256(out_path)
-    log = AuditLog()
-    if request_id is None:
-        request_id = log.start(allowed=True, reason="generated through the Python API / command line",
-                               image_sha256=portrait_key, audio_sha256=audio_sha256)
-    log.update(request_id, watermark_payload=payload_hex(payload), output_sha256=sha)
-    return Output(path=out_path, payload=payload_hex(payload), manifest=manifest, sha256=sha, request_id=request_id)
 
 
 def _file_sha256(path: Path) -> str:
@@ -308,12 +340,47 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_video(result: Result, out_path: str | Path, request_id: str | None = None) -> Output:
-    """Write a `Result` from `TalkingFacePipeline.generate` to a signed MP4 (recorded in the audit log)."""
+def _publish(produce, audio_rate: int, audio_sha256: str, fps: float, size: int, out_path: Path, payload: int,
+             portrait_key: str, request_id: str | None, marker: Marker, publisher: Publisher) -> Output:
+    """Encode (`produce(writer)` writes the watermarked frames and the soundtrack), sign the MP4 (C2PA,
+    watermark as soft binding), record it in the audit log (a new record when `request_id` is None, for
+    decoded inputs: `extra` names the digests it holds)."""
+    from . import __version__
+    unsigned = out_path.with_name(f".{out_path.stem}.unsigned{out_path.suffix}")
+    try:
+        with VideoWriter(unsigned, fps=fps, size=size, audio_rate=audio_rate) as writer:
+            produce(writer)
+        manifest = publisher.sign(unsigned, out_path, payload, "vasa_core", __version__)
+    finally:
+        unsigned.unlink(missing_ok=True)
+    sha = _file_sha256(out_path)
+    if request_id is None:
+        request_id = publisher.start(reason=API_REASON, extra={
+            "decoded_inputs": ["image", "audio"], "image_key": portrait_key, "audio_samples_sha256": audio_sha256})
+    publisher.record(request_id, marker.hex(payload), sha)
+    return Output(path=out_path, payload=marker.hex(payload), manifest=manifest, sha256=sha, request_id=request_id)
+
+
+def write_video(result: Result, out_path: str | Path, request_id: str | None = None, *,
+                marker: Marker | None = None, publisher: Publisher | None = None) -> Output:
+    """Write a `Result` from `TalkingFacePipeline.generate` to a signed MP4 (recorded in the audit log).
+    marker / publisher: as the pipeline's (None: the installation's defaults)."""
+    from safety.publish import Marker, Publisher
+
     def produce(writer: VideoWriter) -> None:
         writer.write_audio(result.audio.samples)
         for frame in result.frames:
             writer.write(frame)
     out = _publish(produce, result.audio.sample_rate, _samples_sha256(result.audio.samples), result.fps,
-                   int(result.frames.shape[1]), Path(out_path), result.payload, result.portrait_key, request_id)
+                   int(result.frames.shape[1]), Path(out_path), result.payload, result.portrait_key, request_id,
+                   marker or Marker(), publisher or Publisher())
     return replace(out, motion=result.motion)
+
+
+def build_pipeline(size: int = 512, fps: float = 25.0, device: str = "auto", lipsync: str = "default",
+                   audit_path: str | Path | None = None) -> TalkingFacePipeline:
+    """The one factory the app and the CLI build their pipeline with: the installation's watermark key,
+    signing certificate and audit log (`audit_path`: another audit-log file, e.g. for a benchmark)."""
+    from safety.publish import Marker, Publisher
+    return TalkingFacePipeline(size=size, fps=fps, device=device, lipsync=lipsync, marker=Marker(),
+                               publisher=Publisher(audit_path))

@@ -2,8 +2,8 @@
 
 `analyze_portrait(image, size)` returns a `Portrait`: the framed image (size x size RGB), the 478 mediapipe
 landmarks in pixels (x, y, and z on the same scale as x; smaller z = closer to the camera), the head's
-rotation and pivot, and a person/background mask. Faces are found with MTCNN (facenet-pytorch, bundled
-weights); the largest face is animated.
+rotation and pivot, and a person/background mask. Faces are found with `safety.faces` (MTCNN, the detector
+the safety gate uses); the largest face is animated.
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from safety.faces import Face
+from safety.faces import detect_faces as _detect
+
 from .errors import (FaceCutOffError, FaceTooSmallError, ImageError, NoFaceError, ProfileFaceError)
 
 MAX_SIDE = 4096            # px: larger images are downscaled to this long side first
@@ -24,7 +27,7 @@ MIN_FACE_PX = 80           # px: narrower faces (MTCNN box width, in the source 
 MAX_PROFILE_DEG = 60.0     # |yaw| above this is a profile view: refused (3/4 views, 30-45 degrees, are fine)
 FRAME_SCALE = 2.4          # output side = at least this x the face box side ...
 HEAD_FRAMED = 5.0          # ... and up to this x, rather than upscale a source smaller than the output
-DETECT_SIDE = 800          # px: MTCNN runs on a copy with this long side (speed)
+DETECT_SIDE = 800          # px: MTCNN runs on a copy of at most DETECT_SIDE**2 pixels (speed)
 
 # mediapipe face-mesh landmark indices used across the engine
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
@@ -142,11 +145,7 @@ _MODELS: dict[str, object] = {}
 def _model(name: str):
     with _LOCK:
         if name not in _MODELS:
-            if name == "mtcnn":
-                import torch
-                from facenet_pytorch import MTCNN
-                _MODELS[name] = MTCNN(keep_all=True, device=torch.device("cpu"), post_process=False)
-            elif name == "mesh":
+            if name == "mesh":
                 import mediapipe as mp
                 _MODELS[name] = mp.solutions.face_mesh.FaceMesh(
                     static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3)
@@ -156,30 +155,11 @@ def _model(name: str):
         return _MODELS[name]
 
 
-@dataclass(frozen=True)
-class Face:
-    """A detected face in source-image pixels: box (x0, y0, x1, y1), 5 points (eyes, nose, mouth corners)."""
-    box: np.ndarray
-    points: np.ndarray
-    score: float
-
-    @property
-    def width(self) -> float:
-        return float(self.box[2] - self.box[0])
-
-
 def detect_faces(rgb: np.ndarray, min_score: float = 0.9) -> list[Face]:
-    """All faces MTCNN finds, largest first (boxes and points in `rgb`'s pixels)."""
-    h, w = rgb.shape[:2]
-    k = min(1.0, DETECT_SIDE / max(h, w))
-    small = cv2.resize(rgb, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA) if k < 1 else rgb
-    with _LOCK:
-        boxes, probs, points = _model("mtcnn").detect(small, landmarks=True)
-    if boxes is None:
-        return []
-    faces = [Face(np.asarray(b, np.float64) / k, np.asarray(p, np.float64) / k, float(s))
-             for b, s, p in zip(boxes, probs, points) if s is not None and float(s) >= min_score]
-    return sorted(faces, key=lambda f: -f.width * float(f.box[3] - f.box[1]))
+    """All faces the shared detector (`safety.faces`, MTCNN) finds, largest first (boxes and points in
+    `rgb`'s pixels; detected on a copy of at most DETECT_SIDE**2 pixels)."""
+    faces, _ = _detect(rgb, max_side=DETECT_SIDE, min_prob=min_score, fallback=False)
+    return sorted(faces, key=lambda f: -f.area)
 
 
 # --- geometry -------------------------------------------------------------------------------------------
