@@ -20,4 +20,6 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
 .venv/bin/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+# the project itself, editable: the `vasa` and `vasa-safety` commands (pyproject.toml); nothing is fetched
+.venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 .venv/bin/python -c "import torch, cv2, mediapipe, facenet_pytorch, av, librosa, gradio, dlib; print('setup ok: torch', torch.__version__)"
