@@ -154,3 +154,15 @@ def test_three_quarter_view_is_accepted(hopper_renderer):
     assert frame.shape == (512, 512, 3)
     with pytest.raises(ProfileFaceError, match="both eyes"):
         check_yaw(65.0)
+
+
+def test_near_profile_is_refused(hopper_portrait):
+    """One eye foreshortened to under 40% of the other: a near-profile, refused with its own sentence."""
+    from vasa_core.portrait import EYE_L_LOWER, EYE_L_UPPER, check_eyes_visible
+    check_eyes_visible(hopper_portrait.landmarks)
+    lm = hopper_portrait.landmarks.copy()
+    ids = EYE_L_UPPER + EYE_L_LOWER
+    centre = lm[ids, 0].mean()
+    lm[ids, 0] = centre + 0.3 * (lm[ids, 0] - centre)
+    with pytest.raises(ProfileFaceError, match="both eyes"):
+        check_eyes_visible(lm)

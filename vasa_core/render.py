@@ -458,8 +458,10 @@ class Renderer:
     def _warp(self, dst: np.ndarray, z: np.ndarray):
         """Backward-warp the (iris-free) portrait so mesh vertices land on `dst`: (frame, maps) where maps is
         (x0, y0, mx, my), the backward map over the box that moved, or None when nothing moved."""
-        mouth = dst[self._mouth_vertices]
-        exact = (*(np.floor(mouth.min(0)) - 3), *(np.ceil(mouth.max(0)) + 4))
+        exact = None
+        if len(self._mouth_vertices):
+            mouth = dst[self._mouth_vertices]
+            exact = (*(np.floor(mouth.min(0)) - 3), *(np.ceil(mouth.max(0)) + 4))
         flow = flow_field(self.mesh, dst, z, self.size, exact)
         if flow is None:
             return self.source.copy(), None
