@@ -6,7 +6,8 @@ dlib's HOG frontal-face detector (no weights file) as an optional fallback when 
 come back in reading order (left to right by box centre, then top to bottom) so that a face index a user
 picked is stable; callers that want the largest face sort by `Face.area`.
 
-Importing this module is cheap; the models load on the first `detect_faces` (or `preload`) call.
+Importing this module is cheap; the models load on the first `detect_faces` call (MTCNN: about 1.5 s
+from a cold process on an idle 2-core machine, nearly all of it importing torchvision).
 """
 from __future__ import annotations
 
@@ -51,13 +52,6 @@ def _model(name: str):
             import dlib
             _MODELS[name] = dlib.get_frontal_face_detector()
     return _MODELS[name]
-
-
-def preload() -> None:
-    """Load MTCNN now (about 4 s from a cold process, mostly importing torchvision), e.g. on a background
-    thread at start-up, so that the first request does not pay for it."""
-    with _LOCK:
-        _model("mtcnn")
 
 
 def detect_faces(rgb: np.ndarray, max_side: int = MAX_SIDE, min_prob: float = MIN_PROB,

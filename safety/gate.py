@@ -9,7 +9,6 @@ matched; the audit log (operator-only) keeps the distances and the nearest prote
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import operator
 from dataclasses import dataclass, field
@@ -21,8 +20,8 @@ from safety.consent import Consent, SelfieMatch, record_consent, verify_selfie
 from safety.errors import SafetyError
 from safety.likeness import (BLOCK, MIN_SCREEN_FACE, REVIEW, DetectedFace, Embedder, FaceDetector, FaceEmbedding, Gallery, Screening,
                              screen)
-from safety.validate import (MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, ValidatedAudio, ValidatedImage, validate_audio,
-                             validate_image)
+from safety.validate import (MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, ValidatedAudio, ValidatedImage, input_sha256,
+                             validate_audio, validate_image)
 
 __all__ = ["GateDecision", "check_request", "MSG_BLOCKED", "MSG_REVIEW", "MSG_NO_FACE", "MSG_INTERNAL"]
 
@@ -66,25 +65,9 @@ class GateDecision:
 
 def _raw_sha256(source: Any, limit: int) -> str | None:
     """SHA-256 of an upload's bytes (for logging refusals), or None when it cannot be read."""
-    try:
-        if isinstance(source, (ValidatedImage, ValidatedAudio)):
-            return source.sha256
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            return hashlib.sha256(bytes(source)).hexdigest()
-        if isinstance(source, (str, Path)) and Path(source).is_file():
-            h = hashlib.sha256()
-            with open(source, "rb") as fh:
-                remaining = limit + 1
-                while remaining > 0:
-                    chunk = fh.read(min(1 << 20, remaining))
-                    if not chunk:
-                        break
-                    h.update(chunk)
-                    remaining -= len(chunk)
-            return h.hexdigest()
-    except (OSError, TypeError, ValueError):
-        return None
-    return None
+    if isinstance(source, (ValidatedImage, ValidatedAudio)):
+        return source.sha256
+    return input_sha256(source, limit)
 
 
 def _as_index(value) -> int | None:

@@ -30,7 +30,7 @@ from safety.errors import ValidationError
 
 __all__ = [
     "ValidationError", "ValidatedImage", "ValidatedAudio", "validate_image", "validate_audio",
-    "sniff_image_format", "sniff_audio_format", "check_image_header", "check_audio_header",
+    "sniff_image_format", "sniff_audio_format", "check_image_header", "check_audio_header", "input_sha256",
     "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE", "MAX_AUDIO_BYTES", "AUDIO_SAMPLE_RATE",
 ]
 
@@ -110,6 +110,29 @@ def _describe_unaccepted_image(data: bytes) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def input_sha256(source: Source, limit: int | None = None) -> str | None:
+    """The one input digest of the audit log: SHA-256 of a file's bytes as received (path or bytes; a path is
+    read in 1 MB blocks, at most `limit` + 1 bytes when `limit` is given, as the upload limits read it).
+    None when there is no file (decoded arrays) or it cannot be read. `validate_*` record the same digest."""
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return _sha256(bytes(source))
+        if isinstance(source, (str, Path)) and Path(source).is_file():
+            h = hashlib.sha256()
+            remaining = float("inf") if limit is None else limit + 1
+            with open(source, "rb") as fh:
+                while remaining > 0:
+                    chunk = fh.read(int(min(1 << 20, remaining)))
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    remaining -= len(chunk)
+            return h.hexdigest()
+    except (OSError, TypeError, ValueError):
+        return None
+    return None
 
 
 # --------------------------------------------------------------------------------- header pre-checks

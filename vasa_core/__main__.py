@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 
 from .errors import InputError
@@ -116,13 +115,6 @@ def check_inputs(image: str, audio: str) -> None:
         raise AudioError(str(exc)) from None
 
 
-def _preload() -> None:
-    """Load the face detector and mediapipe while the main thread loads torch and the lip-sync model."""
-    from safety.faces import preload
-    preload()
-    import mediapipe  # noqa: F401
-
-
 def cli(argv: list[str] | None = None) -> int:
     """`python -m vasa_core ...` / `vasa ...`; returns the exit status (2: bad input, with its sentence)."""
     args = build_parser().parse_args(argv)
@@ -137,7 +129,6 @@ def cli(argv: list[str] | None = None) -> int:
                              cold_runs=args.cold_runs)
         t0 = time.perf_counter()
         check_inputs(args.image, args.audio)        # within a second: before torch, mediapipe or the portrait
-        threading.Thread(target=_preload, name="vasa-preload", daemon=True).start()
         from .motion import MotionSequence
         from .pipeline import build_pipeline
         lipsync = getattr(args, "lipsync", "default")

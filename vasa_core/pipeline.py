@@ -187,11 +187,16 @@ class TalkingFacePipeline:
         return FrameStream(audio_chunks, motion, renderer.render, self.marker.new_payload(), self.size, label,
                            portrait.key)
 
+    def warm_motion(self, sample_rate: int = OUTPUT_SAMPLE_RATE) -> np.ndarray:
+        """Run the lip-sync network and motion generator once on 0.3 s of silence (its first call costs
+        ~0.6 s of one-time set-up); returns the motion rows. Safe on a background thread."""
+        warm = MotionStream(self.mouth, sample_rate, self.fps)
+        return np.concatenate([warm.push(np.zeros(int(0.3 * sample_rate), np.float32)), warm.finish()])
+
     def _warm_up(self, renderer: Renderer, sample_rate: int) -> None:
         """Run every stage once on a moment of silence, so that one-time costs (the network's first call,
         the renderer's and watermarker's buffers) are not paid while a live source waits for its first frame."""
-        warm = MotionStream(self.mouth, sample_rate, self.fps)
-        rows = np.concatenate([warm.push(np.zeros(int(0.3 * sample_rate), np.float32)), warm.finish()])
+        rows = self.warm_motion(sample_rate)
         self.marker.embedder(0, self.size, self.size).embed(renderer.render(rows[0]), 0)
 
     def write_stream(self, stream: FrameStream, audio: Audio, out_path: str | Path,
@@ -302,21 +307,12 @@ def check_audio_source(audio) -> None:
         raise AudioError(str(exc)) from None
 
 
-def _file_digest(source) -> str | None:
-    """SHA-256 of a file's bytes (path or bytes), the digest the safety gate records for uploads; None for
-    decoded inputs (arrays, `Audio`), which have no file."""
-    if isinstance(source, (bytes, bytearray)):
-        return hashlib.sha256(bytes(source)).hexdigest()
-    if isinstance(source, (str, Path)) and Path(source).is_file():
-        return _file_sha256(Path(source))
-    return None
-
-
 def _input_digests(image, audio) -> dict:
     """The audit fields of a clip made through the API or CLI. `image_sha256` / `audio_sha256` are the SHA-256
     of the input files' bytes, as on the gate's path (so an investigator can match a file to a clip); for
     decoded inputs (arrays, `Audio`) they stay empty and `extra` says so."""
-    image_sha, audio_sha = _file_digest(image), _file_digest(audio)
+    from safety.validate import input_sha256
+    image_sha, audio_sha = input_sha256(image), input_sha256(audio)
     fields: dict = {"image_sha256": image_sha, "audio_sha256": audio_sha}
     decoded = [name for name, sha in (("image", image_sha), ("audio", audio_sha)) if sha is None]
     if decoded:
