@@ -63,6 +63,8 @@ log = logging.getLogger("vasa.app")
 
 _PIPELINES: dict[int, TalkingFacePipeline] = {}
 _PIPELINE_LOCK = threading.Lock()
+_WARM = threading.Event()   # set while no warm-up runs (`warm_up`); requests that need the models wait for it
+_WARM.set()
 
 
 def pipeline(size: int) -> TalkingFacePipeline:
@@ -131,6 +133,7 @@ def generate(image, audio, consent, name, selfie, face_index, size, seed, gaze_x
     """Generate tab: gate (validation, consent, likeness), then portrait + audio + controls -> video.
 
     Returns (video path, status text). Every refusal and error becomes a one-sentence message."""
+    _WARM.wait(LIMITS.generate_timeout_s)   # the models the start-up is loading: share them, never race them
     if not image:
         raise refuse("Please upload a portrait (JPEG, PNG or WebP).")
     if not audio:
@@ -202,6 +205,7 @@ def find_faces(image):
     """Generate tab: number every face found in the portrait on a preview; clicking one picks it.
 
     Returns (preview RGB or None, face number (-1: the only face), the faces' boxes in preview pixels)."""
+    _WARM.wait(LIMITS.generate_timeout_s)
     from safety.likeness import default_detector
     from safety.validate import validate_image
     if not image:
@@ -435,6 +439,7 @@ _LIVE: dict[str, LiveSession] = {}
 def live_start(image, consent, name, size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale,
                request: gr.Request):
     """Live tab, "Start": the same gate as Generate (no audio yet), then a session waiting for the microphone."""
+    _WARM.wait(LIMITS.generate_timeout_s)
     if not image:
         raise refuse("Please upload a portrait (JPEG, PNG or WebP).")
     size, controls = _controls(size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale)
@@ -600,7 +605,8 @@ def build_demo() -> gr.Blocks:
 def warm_up() -> None:
     """Load what the first request needs (face detector, identity embedder, voice-activity model, face mesh,
     lip-sync network) on the default example, so that the first request is no slower than the next.
-    Writes nothing (no audit row, no file); a failure only means the first request loads the models."""
+    Writes nothing (no audit row, no file); a failure only means the first request loads the models.
+    `serve` runs it on a thread; requests arriving meanwhile wait for it (`_WARM`) instead of racing it."""
     try:
         from safety.likeness import analyze_faces
         from safety.validate import validate_audio, validate_image
@@ -613,6 +619,8 @@ def warm_up() -> None:
         log.info("models warm")
     except Exception:
         log.exception("warm-up failed; the first request will load the models")
+    finally:
+        _WARM.set()
 
 
 def serve(demo: gr.Blocks | None = None, prevent_thread_lock: bool = False):
@@ -629,6 +637,7 @@ def serve(demo: gr.Blocks | None = None, prevent_thread_lock: bool = False):
     Cleaner([OUT_DIR, PUBLIC_DIR / "gradio"], LIMITS.output_ttl_s, LIMITS.clean_every_s, audit=AuditLog(),
             stale_job_s=LIMITS.generate_timeout_s + 60).start()
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=1, api_open=False)
+    _WARM.clear()
     threading.Thread(target=warm_up, name="vasa-warm-up", daemon=True).start()
     return demo.launch(
         server_name=os.environ.get("VASA_HOST", "127.0.0.1"), server_port=int(os.environ.get("VASA_PORT", "7860")),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -558,17 +559,19 @@ def _mono(planar: np.ndarray) -> np.ndarray:
 
 
 _VAD = None
+_VAD_LOCK = threading.RLock()   # silero-vad keeps its recurrent state inside the model: one caller at a time
 
 
 def _vad_model():
     global _VAD
-    if _VAD is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from silero_vad import load_silero_vad
+    with _VAD_LOCK:
+        if _VAD is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from silero_vad import load_silero_vad
 
-            _VAD = load_silero_vad()
-    return _VAD
+                _VAD = load_silero_vad()
+        return _VAD
 
 
 def speech_seconds(samples: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> float:
@@ -578,7 +581,7 @@ def speech_seconds(samples: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) ->
 
     if sample_rate != AUDIO_SAMPLE_RATE:
         raise ValueError("speech_seconds expects 16 kHz audio")
-    with torch.no_grad():
+    with _VAD_LOCK, torch.no_grad():
         spans = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)),
                                       _vad_model(), sampling_rate=sample_rate)
     return float(sum(s["end"] - s["start"] for s in spans)) / sample_rate
