@@ -176,7 +176,7 @@ class TalkingFacePipeline:
         audio_chunks: an iterable of mono float32 arrays at `sample_rate` (e.g. 40 ms microphone buffers; it
         may block while waiting for audio). Iterating the returned `FrameStream` yields watermarked
         (size, size, 3) uint8 RGB frames in order, frame i showing audio time i/fps, each as soon as the
-        audio up to i/fps + 122.5 ms has arrived. Controls as in `motion` (seed, gaze, distance, emotion,
+        audio up to i/fps + 142.5 ms has arrived. Controls as in `motion` (seed, gaze, distance, emotion,
         emotion_weight, motion_scale). The frames equal `write`'s for the same audio and seed (apart from
         each run's own watermark id).
         """
