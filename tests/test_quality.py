@@ -65,3 +65,39 @@ def test_face_keeps_the_source_detail(pipe512, speech_motion, hopper_path, astro
     # sampling, before this change: Hopper 0.58. The issue's target is 0.9: met by Hopper in memory only.
     assert ratio >= (0.85 if which == "hopper" else 0.75)
     assert ratio_h264 >= ratio - 0.13      # CRF 18 + tune film (vasa_core.video)
+
+
+def test_no_double_contour_around_the_head(hopper_renderer, hopper_portrait):
+    """Hair, hat and glasses move with the head without ghosting. In the band around the face (1-2x the face
+    outline, where the moving rings meet hair and background), after a head turn, tilt and lean:
+    - every textured 20-px patch is still a single shifted copy of the portrait (best normalised correlation
+      within +-10 px; measured 0.93-0.96 median; a 50% double contour 5 px apart scores 0.88), and
+    - the edges are neither doubled nor smeared away (Canny edge share within 20% of the portrait's)."""
+    import cv2
+    from vasa_core.portrait import FACE_OVAL
+    oval = hopper_portrait.landmarks[FACE_OVAL, :2]
+    c = oval.mean(0)
+    band = np.zeros(hopper_portrait.image.shape[:2], np.uint8)
+    cv2.fillPoly(band, [np.round(c + 2.0 * (oval - c)).astype(np.int32)], 1)
+    cv2.fillPoly(band, [np.round(c + 1.0 * (oval - c)).astype(np.int32)], 0)
+    src = cv2.cvtColor(hopper_portrait.image, cv2.COLOR_RGB2GRAY)
+
+    def single_copy(img, k=20, r=10):
+        g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        scores = []
+        for y in range(r, g.shape[0] - k - r, k):
+            for x in range(r, g.shape[1] - k - r, k):
+                patch = g[y:y + k, x:x + k]
+                if band[y:y + k, x:x + k].mean() < 0.99 or patch.std() < 8:
+                    continue
+                window = src[y - r:y + k + r, x - r:x + k + r]
+                scores.append(cv2.matchTemplate(window, patch, cv2.TM_CCOEFF_NORMED).max())
+        return float(np.median(scores))
+
+    def edges(img):
+        return (cv2.Canny(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), 60, 140) > 0)[band > 0].mean()
+    e0 = edges(hopper_portrait.image)
+    for f in ({"yaw": 12.0, "pitch": 5.0}, {"yaw": -10.0, "roll": 6.0}, {"scale": 1.08, "pitch": -6.0}):
+        frame = hopper_renderer.render(f)
+        assert single_copy(frame) > 0.91, f
+        assert 0.8 < edges(frame) / e0 < 1.2, f
