@@ -637,6 +637,8 @@ def serve(demo: gr.Blocks | None = None, prevent_thread_lock: bool = False):
     Cleaner([OUT_DIR, PUBLIC_DIR / "gradio"], LIMITS.output_ttl_s, LIMITS.clean_every_s, audit=AuditLog(),
             stale_job_s=LIMITS.generate_timeout_s + 60).start()
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=1, api_open=False)
+    import matplotlib.pyplot  # noqa: F401  (mediapipe imports it; Gradio switches its backend on every request:
+    #                                      import it here, never half-way on the warm-up thread)
     _WARM.clear()
     threading.Thread(target=warm_up, name="vasa-warm-up", daemon=True).start()
     return demo.launch(
