@@ -11,7 +11,7 @@ export MPLBACKEND := Agg
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt scripts/setup.sh
+$(STAMP): requirements.txt requirements-nodeps.txt scripts/setup.sh pyproject.toml
 	bash scripts/setup.sh
 	touch $(STAMP)
 

@@ -68,12 +68,12 @@ def test_profile_rules():
 
 
 def test_bad_image_files(tmp_path, default_audio):
-    with pytest.raises(ImageError, match="not found"):
+    with pytest.raises(ImageError, match="could not be found"):
         load_image(tmp_path / "missing.png")
     (tmp_path / "empty.jpg").write_bytes(b"")
     with pytest.raises(ImageError, match="empty"):
         load_image(tmp_path / "empty.jpg")
-    with pytest.raises(ImageError, match="Could not read"):
+    with pytest.raises(ImageError, match="not a JPEG, PNG or WebP"):
         load_image(default_audio.read_bytes())                 # an audio file given as the portrait
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), "red").save(buf, format="GIF")

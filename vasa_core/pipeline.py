@@ -185,7 +185,7 @@ class TalkingFacePipeline:
         self._warm_up(renderer, sample_rate)
         motion = MotionStream(self.mouth, sample_rate, self.fps, controls)
         return FrameStream(audio_chunks, motion, renderer.render, self.marker.new_payload(), self.size, label,
-                           portrait.key)
+                           portrait.key, marker=self.marker)
 
     def warm_motion(self, sample_rate: int = OUTPUT_SAMPLE_RATE) -> np.ndarray:
         """Run the lip-sync network and motion generator once on 0.3 s of silence (its first call costs

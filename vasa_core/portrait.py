@@ -8,7 +8,6 @@ the safety gate uses); the largest face is animated.
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ from safety.faces import detect_faces as _detect
 from .errors import (FaceCutOffError, FaceTooSmallError, ImageError, NoFaceError, ProfileFaceError)
 
 MAX_SIDE = 4096            # px: larger images are downscaled to this long side first
-MAX_PIXELS = 40_000_000    # decoded images above this are refused (decompression bombs)
 MIN_FACE_PX = 80           # px: narrower faces (MTCNN box width, in the source image) are refused
 MAX_PROFILE_DEG = 60.0     # |yaw| above this is a profile view: refused (3/4 views, 30-45 degrees, are fine)
 FRAME_SCALE = 2.4          # output side = at least this x the face box side ...
@@ -88,11 +86,13 @@ class Portrait:
 # --- image loading --------------------------------------------------------------------------------------
 
 def load_image(source: str | Path | bytes | np.ndarray) -> np.ndarray:
-    """Decode an image (path, bytes or array) to RGB uint8, applying EXIF orientation.
+    """An image (path, bytes or array) as RGB uint8, images with a side above 4096 px downscaled to 4096.
 
-    JPEG, PNG, WebP and BMP are accepted by content, not by name. Images above 40 megapixels are refused;
-    images with a side above 4096 px are downscaled to 4096. Raises ImageError with a specific message.
+    Files and bytes go through the one image decoder, the safety gate's `safety.validate.validate_image`
+    (JPEG, PNG and WebP by content, EXIF orientation applied, 40 megapixels at most, at least 64 px a side);
+    arrays are checked for shape and size. Raises ImageError with the decoder's sentence.
     """
+    from safety.validate import MIN_IMAGE_SIDE, ValidationError, validate_image
     if isinstance(source, np.ndarray):
         arr = source
         if arr.ndim == 2:
@@ -100,36 +100,15 @@ def load_image(source: str | Path | bytes | np.ndarray) -> np.ndarray:
         if arr.ndim != 3 or arr.shape[2] not in (3, 4):
             raise ImageError("The image array must be (H, W, 3) RGB or (H, W, 4) RGBA.")
         arr = np.ascontiguousarray(arr[..., :3]).astype(np.uint8)
+        h, w = arr.shape[:2]
+        if min(h, w) < MIN_IMAGE_SIDE:
+            raise ImageError(f"The image is only {w}x{h} pixels; it is too small to contain a usable face.")
     else:
-        from PIL import Image, ImageOps
-        if isinstance(source, (bytes, bytearray)):
-            data, name = bytes(source), "the image"
-        else:
-            path = Path(source)
-            if not path.is_file():
-                raise ImageError(f"Image file not found: {path}")
-            data, name = path.read_bytes(), path.name
-        if not data:
-            raise ImageError(f"{name} is empty.")
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
         try:
-            img = Image.open(io.BytesIO(data))
-            if img.format not in ("JPEG", "PNG", "WEBP", "BMP", "MPO"):
-                raise ImageError(f"{name} is a {img.format} image; please use JPEG, PNG or WebP.")
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageError(f"{name} is {img.width}x{img.height} pixels; the limit is 40 megapixels.")
-            img = ImageOps.exif_transpose(img)
-            arr = np.asarray(img.convert("RGB"))
-        except ImageError:
-            raise
-        except Image.DecompressionBombError:
-            raise ImageError(f"{name} is too large to decode safely (over 40 megapixels).") from None
-        except Exception:
-            raise ImageError(f"Could not read {name} as an image; it may be corrupt or not an image "
-                             "(JPEG, PNG or WebP expected).") from None
+            arr = np.array(validate_image(source).rgb)
+        except ValidationError as e:
+            raise ImageError(str(e)) from None
     h, w = arr.shape[:2]
-    if min(h, w) < 32:
-        raise ImageError(f"The image is only {w}x{h} pixels; it is too small to contain a usable face.")
     if max(h, w) > MAX_SIDE:
         k = MAX_SIDE / max(h, w)
         arr = cv2.resize(arr, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)

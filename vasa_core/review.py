@@ -278,7 +278,7 @@ def control_sheet(image: str, audio_path: str, out: str, thumb: int = 192, cols:
     print(out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--image", help="one portrait: control sheet")
@@ -304,5 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+main = cli   # the former name
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli())

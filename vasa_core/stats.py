@@ -210,7 +210,7 @@ HEADER = ("| clip | Delta-P (deg/frame) | pose std yaw / pitch / roll (deg) | sc
           "blinks/min | brow std (x100 IOD) | lid std (x100 IOD) | lip gap range (IOD) |\n" + "|" + "---|" * 9)
 
 
-def main(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vasa_core.stats", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", nargs="+", help="audio files, or videos (their speech track; the real person "
@@ -261,5 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+main = cli   # the former name
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli())

@@ -123,10 +123,14 @@ class FrameStream:
     """
 
     def __init__(self, chunks: Iterable[np.ndarray], motion: MotionStream, render, payload: int, size: int,
-                 label: bool = False, portrait_key: str = ""):
-        from safety.watermark import Watermarker
+                 label: bool = False, portrait_key: str = "", marker=None):
+        """marker: the pipeline's `safety.publish.Marker` (its key and label); None: the installation's."""
+        if marker is None:
+            from safety.publish import Marker
+            marker = Marker()
         self._chunks, self._motion, self._render = chunks, motion, render
-        self._marker = Watermarker(payload, size, size)
+        self._label = marker.label
+        self._marker = marker.embedder(payload, size, size)
         self.payload, self.size, self.fps, self.label = payload, size, motion.fps, label
         self.portrait_key = portrait_key
         self.frame_times: list[float] = []
@@ -140,11 +144,10 @@ class FrameStream:
         return self.frame_times[0] - self.first_chunk_time
 
     def _out(self, rows: np.ndarray) -> Iterator[np.ndarray]:
-        from safety.watermark import label_frame
         for row in rows:
             frame = self._marker.embed(self._render(row), len(self.frame_times))
             if self.label:
-                frame = label_frame(frame)
+                frame = self._label(frame)
             self.frame_times.append(time.perf_counter())
             yield frame
 
