@@ -215,7 +215,6 @@ def _image_stats(rgb: np.ndarray, lm: np.ndarray, prev: dict | None) -> tuple[np
     h, w = rgb.shape[:2]
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     fb = _face_box(lm, w, h)
-    face = gray[fb[1]:fb[3], fb[0]:fb[2]]
     side = max(fb[2] - fb[0], 8)
     # background: the band above the head and the two top corners outside 1.6x the face box
     gb = _face_box(lm, w, h, 1.6)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import os
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +123,9 @@ def test_generate_job_timeout_gives_a_sentence_and_leaves_no_file(app_module, mo
     import dataclasses
     import gradio as gr
     from safety.audit import AuditLog
+    # the models load first, as `serve` does at start: a timeout delivered inside a first-time import would
+    # leave that module half-imported for the rest of the process (and of this test session)
+    app_module.warm_up()
     monkeypatch.setattr(app_module, "LIMITS", dataclasses.replace(app_module.LIMITS, generate_timeout_s=0.3))
     before = set(app_module.OUT_DIR.glob("*")) if app_module.OUT_DIR.exists() else set()
     with pytest.raises(gr.Error) as err:
@@ -143,6 +144,7 @@ def test_detect_job_timeout_gives_a_sentence(app_module, monkeypatch, tmp_path):
     from safety.evals import watermark as wm   # encode_mp4: test clips
     clip = tmp_path / "c.mp4"
     wm.encode_mp4([np.full((256, 256, 3), i, np.uint8) for i in range(100)], clip)
+    app_module.detect(str(clip))          # the detector's modules load outside the timed run (see above)
     monkeypatch.setattr(app_module, "LIMITS", dataclasses.replace(app_module.LIMITS, detect_timeout_s=0.05))
     with pytest.raises(gr.Error) as err:
         app_module.detect(str(clip))

@@ -70,12 +70,6 @@ class MotionSequence:
         """The parameters of frame i as a dict."""
         return {k: float(v) for k, v in zip(PARAMS, self.values[i])}
 
-    def with_track(self, name: str, track: np.ndarray) -> "MotionSequence":
-        """A copy with one parameter replaced by `track` (T,)."""
-        values = self.values.copy()
-        values[:, PARAMS.index(name)] = track
-        return MotionSequence(values, self.fps)
-
     @staticmethod
     def neutral(num_frames: int, fps: float = 25.0) -> "MotionSequence":
         """A still face: every parameter at its default."""

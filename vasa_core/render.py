@@ -309,7 +309,6 @@ class Renderer:
         self.device = pick_device(device)
         self.engine = engine or ("cv2" if self.device == "cpu" else "torch")
         self.rig: FaceRig = build_rig(portrait)
-        lm = portrait.landmarks.astype(np.float64)
         W = self.rig.face_width
 
         self.mesh = build_mesh(portrait.landmarks, W, S)

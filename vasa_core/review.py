@@ -123,7 +123,6 @@ def _save(path: Path, rgb: np.ndarray) -> None:
 def review_portrait(pipe, image_path: Path, audio, out_dir: Path, frames_n: int = 8) -> dict:
     """Render one portrait with `audio`; write its sheets; return its table row."""
     from .errors import InputError
-    from .motion import PARAMS
     from .portrait import load_image
     row: dict = {"portrait": image_path.name}
     try:
@@ -143,7 +142,7 @@ def review_portrait(pipe, image_path: Path, audio, out_dir: Path, frames_n: int 
     _save(out_dir / f"{stem}_sheet.png", _grid([cv2.resize(portrait.image, shown[0].shape[:2][::-1])] + shown, 5))
     ups = []
     for i in list(picks[::2]) + extra:
-        lm = renderer.landmarks({k: float(v) for k, v in zip(PARAMS, motion.values[i])})
+        lm = renderer.landmarks(motion.frame(i))
         ups.append(closeups(frames[i], lm))
     _save(out_dir / f"{stem}_mouth.png", _grid([m for m, _ in ups], 3))
     _save(out_dir / f"{stem}_eyes.png", _grid([e for _, e in ups], 2))
@@ -196,7 +195,6 @@ def review_real(video: Path, out_dir: Path, pipe, seconds: float = 6.0, cols: in
     import av
     from .audio import Audio
     from .errors import InputError
-    from .motion import PARAMS
     with av.open(str(video)) as c:
         if not c.streams.audio:
             return None
@@ -218,7 +216,7 @@ def review_real(video: Path, out_dir: Path, pipe, seconds: float = 6.0, cols: in
     picks = np.linspace(0, n - 1, cols + 2).astype(int)[1:-1]
     tiles, gaps_real, gaps_ours = [], [], []
     for i in picks:
-        ours = renderer.render({k: float(v) for k, v in zip(PARAMS, motion.values[i])})
+        ours = renderer.render(motion.values[i])
         theirs = cv2.resize(real[min(int(i * fps / pipe.fps), len(real) - 1)][y0:y1, x0:x1], ours.shape[:2][::-1],
                             interpolation=cv2.INTER_AREA)
         tiles.append((theirs, ours))

@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from safety.errors import LikenessError
 from safety.likeness import (MIN_SCREEN_FACE, Embedder, FaceDetector, _embedder_from_args, _load_rgb, analyze_faces,
                              default_detector, default_embedder)
 

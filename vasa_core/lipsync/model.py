@@ -168,12 +168,6 @@ class LearnedMouth:
         return self.net.lookahead_frames * FEAT_HOP_S + WIN / 2 / FEAT_SR
 
     @property
-    def context_s(self) -> float:
-        """How much past audio an output depends on (a streaming window needs this much history)."""
-        past = sum(d if c else 2 * d for d, c in self.net.BLOCKS)
-        return past * FEAT_HOP_S + WIN / 2 / FEAT_SR
-
-    @property
     def _past_frames(self) -> int:
         return sum(d if c else 2 * d for d, c in self.net.BLOCKS) + 1
 
