@@ -59,44 +59,18 @@ def talking_frames(img: np.ndarray, n: int, seed: int = 0, global_motion: bool =
 
 def encode_mp4(frames: Iterable[np.ndarray], path: str | Path | None = None, fps: float = 25, crf: int = 18,
                size: tuple[int, int] | None = None, audio: bool = True) -> bytes | None:
-    """Encode RGB frames with PyAV (libx264, yuv420p, optional AAC tone track). Returns bytes if path is None."""
-    import io
-    from fractions import Fraction
-
-    import av
-
+    """Encode RGB frames (resized to `size` = (w, h) when given) with a 220 Hz tone track unless `audio` is
+    False, through the evaluation code's one MP4 writer. Returns bytes if path is None."""
+    from safety.evals.media import encode_mp4 as write
     frames = list(frames)
-    target = io.BytesIO() if path is None else str(path)
-    h, w = frames[0].shape[:2]
     if size is not None:
-        w, h = size
-    with av.open(target, "w", format="mp4") as c:
-        vs = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        vs.width, vs.height, vs.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
-        vs.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
-        if audio:
-            aus = c.add_stream("aac", rate=16000)
-            aus.layout = "mono"
-        for f in frames:
-            if size is not None and f.shape[:2] != (h, w):
-                f = cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
-            f = np.ascontiguousarray(f[: h - h % 2, : w - w % 2])
-            for p in vs.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
-        if audio:
-            n = int(16000 * len(frames) / fps)
-            tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(n) / 16000)).astype(np.float32)
-            for i in range(0, n, 1024):
-                af = av.AudioFrame.from_ndarray(tone[None, i:i + 1024], format="fltp", layout="mono")
-                af.sample_rate = 16000
-                af.pts = i
-                for p in aus.encode(af):
-                    c.mux(p)
-            for p in aus.encode():
-                c.mux(p)
-    return target.getvalue() if path is None else None
+        frames = [f if f.shape[1::-1] == tuple(size) else cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA)
+                  for f in frames]
+    tone = None
+    if audio:
+        n = int(16000 * len(frames) / fps)
+        tone = (0.1 * np.sin(2 * np.pi * 220 * np.arange(n) / 16000)).astype(np.float32)
+    return write(frames, fps, tone, 16000, crf, path)
 
 
 def decode_bytes(data: bytes) -> list[np.ndarray]:
