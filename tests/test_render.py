@@ -200,3 +200,19 @@ def test_cheeks_and_lids(hopper_renderer):
     assert base[50, 1] - cheek[50, 1] > 1.5 and base[280, 1] - cheek[280, 1] > 1.5     # cheeks lift
     assert np.abs(cheek[[13, 14, 61, 291], :2] - base[[13, 14, 61, 291], :2]).max() < 1.0  # lips stay
     assert sum(area(p) for p in _eye_polys(cheek)) < opening                         # lower lids pushed up
+
+
+def test_rounding_and_spreading_shape_the_lips_not_the_aperture(hopper_renderer):
+    """lip_funnel gathers the lips (narrower mouth) and lip_stretch spreads and thins them; neither opens or
+    closes the gap between the lips at the middle (the jaw and the lip drop/raise do that)."""
+    width = lambda lm: float(np.linalg.norm(lm[61, :2] - lm[291, :2]))          # noqa: E731
+    thickness = lambda lm: float(lm[14, 1] - lm[13, 1] + lm[17, 1] - lm[0, 1])   # noqa: E731 (both lips, px)
+    gap = lambda lm: float(lm[14, 1] - lm[13, 1])                               # noqa: E731
+    for jaw in (0.0, 0.5):
+        base = hopper_renderer.landmarks({"jaw_open": jaw})
+        rounded = hopper_renderer.landmarks({"jaw_open": jaw, "lip_funnel": 1.0})
+        spread = hopper_renderer.landmarks({"jaw_open": jaw, "lip_stretch": 1.0})
+        assert width(rounded) < 0.85 * width(base) and width(spread) > 1.1 * width(base)
+        tol = 0.5 + 0.1 * gap(base)       # px; the funnel's forward push tilts a little with the jaw
+        assert abs(gap(rounded) - gap(base)) < tol and abs(gap(spread) - gap(base)) < tol
+        assert thickness(spread) < thickness(base) - 1.0                            # thinner lips
