@@ -1,13 +1,15 @@
 """Face detection: the one detector the safety gate (likeness screening, face choice) and the engine
 (portrait analysis) share.
 
-facenet-pytorch's MTCNN (weights bundled in the package; one process-wide instance behind one lock), with
-dlib's HOG frontal-face detector (no weights file) as an optional fallback when MTCNN finds nothing. Faces
+MTCNN (`safety.mtcnn`: facenet-pytorch's networks and bundled weights, run in numpy, so detection needs no
+torch; one process-wide instance behind one lock), with dlib's HOG frontal-face detector (no weights file) as
+an optional fallback when MTCNN finds nothing. Faces
 come back in reading order (left to right by box centre, then top to bottom) so that a face index a user
 picked is stable; callers that want the largest face sort by `Face.area`.
 
-Importing this module is cheap; the models load on the first `detect_faces` call (MTCNN: about 1.5 s
-from a cold process on an idle 2-core machine, nearly all of it importing torchvision).
+Importing this module is cheap; the models load on the first `detect_faces` call (MTCNN: ~20 ms from its
+converted-weights cache; facenet-pytorch's own MTCNN took ~1.7 s there, nearly all of it importing torch and
+torchvision).
 """
 from __future__ import annotations
 
@@ -46,8 +48,8 @@ def _model(name: str):
     """'mtcnn' or 'hog', loaded once (call with _LOCK held)."""
     if name not in _MODELS:
         if name == "mtcnn":
-            from facenet_pytorch import MTCNN
-            _MODELS[name] = MTCNN(keep_all=True, device="cpu", min_face_size=MIN_FACE)
+            from .mtcnn import MTCNN
+            _MODELS[name] = MTCNN(min_face_size=MIN_FACE)
         else:
             import dlib
             _MODELS[name] = dlib.get_frontal_face_detector()
@@ -72,19 +74,13 @@ def detect_faces(rgb: np.ndarray, max_side: int = MAX_SIDE, min_prob: float = MI
         small = cv2.resize(small, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     faces: list[Face] = []
     with _LOCK:
-        import torch
         if min(small.shape[:2]) >= 2 * MIN_FACE:
-            try:
-                with torch.no_grad():
-                    boxes, probs, points = _model("mtcnn").detect(small, landmarks=True)
-            except (ValueError, RuntimeError):   # MTCNN's pyramid can come out empty on odd shapes
-                boxes = None
-            if boxes is not None:
-                for box, prob, pts in zip(boxes, probs, points):
-                    if prob is None or not np.isfinite(float(prob)) or float(prob) < min_prob:
-                        continue
-                    faces.append(Face(np.asarray(box, np.float64) / scale, np.asarray(pts, np.float64) / scale,
-                                      float(prob)))
+            boxes, probs, points = _model("mtcnn").detect(small)
+            for box, prob, pts in zip(boxes, probs, points):
+                if not np.isfinite(float(prob)) or float(prob) < min_prob:
+                    continue
+                faces.append(Face(np.asarray(box, np.float64) / scale, np.asarray(pts, np.float64) / scale,
+                                  float(prob)))
         if not faces and fallback:
             dets, scores, _ = _model("hog").run(small, 1, hog_min_score)
             for r, s in zip(dets, scores):

@@ -155,9 +155,26 @@ def test_bounded_lookahead(shipped):
 def test_chunked_inference_equals_one_pass(shipped):
     x = (np.random.default_rng(2).standard_normal(16000 * 32) * 0.05).astype(np.float32)
     chunked = shipped.predict_100hz(x, 16000)                  # 30 s chunks
-    with torch.no_grad():
-        whole = shipped.net(torch.from_numpy(logmel(dither(x), 16000))[None])[0][0].numpy()
+    whole = shipped.net(logmel(dither(x), 16000)[None])[0][0]
     assert chunked.shape == whole.shape and np.abs(chunked - whole).max() < 1e-4
+
+
+def test_numpy_network_equals_torch_network(shipped, default_audio, tmp_path):
+    """Inference runs the network in numpy (no torch import); training runs it in torch: one network, the same
+    numbers on the default speech, and `save_weights` -> `LearnedMouth.load` round-trips the weights."""
+    from vasa_core.audio import load_audio
+    from vasa_core.lipsync.model import MouthNet, load_torch_net, save_weights
+    net, meta = load_torch_net(DEFAULT_WEIGHTS)
+    assert isinstance(net, MouthNet) and meta["blocks"] == shipped.net.BLOCKS
+    f = logmel(dither(load_audio(default_audio).samples), 16000)
+    with torch.no_grad():
+        params_t, logits_t = (v[0].numpy() for v in net.eval()(torch.from_numpy(f)[None]))
+    params_n, logits_n = shipped.net(f)
+    assert params_n.shape == params_t.shape == (len(f), 8) and params_t[:, P.JAW].max() > 0.3
+    assert np.abs(params_n - params_t).max() < 1e-4 and np.abs(logits_n - logits_t).max() < 1e-3
+    save_weights(tmp_path / "w.npz", net, jaw_gain=1.5, lead_ms=10.0)
+    again = LearnedMouth.load(tmp_path / "w.npz")
+    assert again.jaw_gain == 1.5 and again.lead_s == 0.01 and np.array_equal(again.net(f)[0], params_n)
 
 
 @needs_espeak

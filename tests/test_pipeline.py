@@ -129,6 +129,26 @@ def test_cli_refuses_a_missing_file_before_loading_any_model(tmp_path, hopper_pa
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_cli_generate_never_imports_torch(tmp_path, hopper_path, short_audio):
+    """On the CPU, `generate` runs without torch (the lip-sync network and MTCNN run in numpy; the device is
+    decided without it): importing torch and torchvision cost ~3 s of a cold start."""
+    import subprocess
+    import sys
+    from vasa_core.pipeline import _resolve_device
+    code = ("import sys; from vasa_core.__main__ import main; "
+            "rc = main(['generate', '--image', sys.argv[1], '--audio', sys.argv[2], '--out', sys.argv[3], "
+            "'--size', '256', '--device', 'cpu']); "
+            "print(rc, sorted(m for m in ('torch', 'torchvision', 'facenet_pytorch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(hopper_path), str(short_audio), str(tmp_path / "x.mp4")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr
+    assert probe(tmp_path / "x.mp4")["frames"] == 60
+    import glob
+    if not glob.glob("/dev/nvidia[0-9]*"):
+        assert _resolve_device("auto") == "cpu"
+    assert _resolve_device("cuda") == "cuda" and _resolve_device("cpu") == "cpu"
+
+
 def test_write_reads_the_audio_file_piece_by_piece(monkeypatch, tmp_path, hopper_path, short_audio, pipeline256):
     """A file is never decoded whole: one scan pass, then 1-s pieces shared by the motion and the encoder."""
     import vasa_core.pipeline as P

@@ -87,6 +87,25 @@ def test_two_faces_are_found_in_reading_order(two_faces):
     assert faces[0].box[0] < faces[1].box[0]
 
 
+def test_numpy_mtcnn_equals_facenet_pytorch(hopper, astronaut, two_faces):
+    """`safety.mtcnn` runs facenet-pytorch's MTCNN networks and weights in numpy (so detection needs no torch):
+    the same faces, boxes and points within a pixel, the same scores, on the portraits and the two-face image;
+    and nothing where facenet-pytorch finds nothing."""
+    from facenet_pytorch import MTCNN as FacenetMTCNN
+    from safety.faces import MIN_FACE
+    from safety.mtcnn import MTCNN
+    ours, theirs = MTCNN(min_face_size=MIN_FACE), FacenetMTCNN(keep_all=True, device="cpu", min_face_size=MIN_FACE)
+    tower = np.asarray(Image.open(TOWER).convert("RGB"))
+    for img, n in ((astronaut, 1), (hopper, 1), (two_faces, 2), (tower, 0)):
+        boxes, scores, points = ours.detect(img)
+        with torch.no_grad():
+            b, s, p = theirs.detect(img, landmarks=True)
+        assert len(boxes) == n == (0 if b is None else len(b))
+        if n:
+            assert np.abs(boxes - b).max() < 1.0 and np.abs(points - p).max() < 1.0
+            assert np.abs(scores - np.asarray(s, np.float32)).max() < 1e-3
+
+
 def test_no_face_in_a_photo_of_a_tower():
     tower = np.asarray(Image.open(TOWER).convert("RGB"))
     assert likeness.default_detector().detect(tower) == []
