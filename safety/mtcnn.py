@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import threadpool_limits
 
 NETS = ("pnet", "rnet", "onet")
 THRESHOLDS = (0.6, 0.7, 0.7)     # facenet-pytorch's defaults: PNet, RNet, ONet face probability
@@ -260,6 +261,12 @@ class MTCNN:
         return np.concatenate(found) if found else np.zeros((0, 9), np.float32)
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # one BLAS thread: the matrices are small, and on a busy 2-core machine OpenBLAS's spinning worker
+        # threads made detection 3-8x slower (measured)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._detect(rgb)
+
+    def _detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         img = AreaSampler(np.asarray(rgb))
         empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
         boxes = self._pyramid(img)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.special import erf, expit
+from threadpoolctl import threadpool_limits
 
 from ..audio import HOP as FEAT_HOP, SAMPLE_RATE as FEAT_SR, WIN, log_mel, resample_samples
 from .phonemes import JAW, LLD, MOUTH_PARAMS, NP, VISEMES, PRS, TUCK, TNG
@@ -179,9 +180,12 @@ class MouthNetNumpy:
         """(B, T, M) or (T, M) log-mel rows -> (params in [0, 1], viseme logits), shaped (B, T, 8) / (B, T, V)
         (or without B)."""
         feats = np.asarray(feats, np.float32)
-        if feats.ndim == 2:
-            return self._one(feats)
-        outs = [self._one(f) for f in feats]
+        # one BLAS thread: these matrices are small, and on a busy 2-core machine OpenBLAS's spinning worker
+        # threads made the same call 5-10x slower (measured)
+        with threadpool_limits(limits=1, user_api="blas"):
+            if feats.ndim == 2:
+                return self._one(feats)
+            outs = [self._one(f) for f in feats]
         return np.stack([o[0] for o in outs]), np.stack([o[1] for o in outs])
 
 
