@@ -203,3 +203,23 @@ def test_brows_rise_with_pitch_accents_and_nods_land_on_onsets():
         lids_at_onsets = [(m["lid_tension"] - q["lid_tension"])[a:a + 8].max() for a in (50, 120, 190)]
         assert min(lids_at_onsets) > 0.1                          # stressed syllables narrow the lids a little
     assert np.mean(at_onsets) < -1.5 and np.mean(at_onsets) < np.mean(elsewhere) - 0.8
+
+
+def test_every_motion_amplitude_is_used(default_audio):
+    """`MotionAmplitudes` holds the generator's coefficients (with units): the defaults are what the
+    generator uses, and changing any one field changes the motion (no dead or duplicated constant)."""
+    from dataclasses import fields, replace
+    from vasa_core.motion import AMPLITUDES, MotionAmplitudes, MotionControls, MotionGenerator, prosody_at_frames
+    feats = extract_features(load_audio(default_audio))
+    prosody = prosody_at_frames(feats, 25, feats.num_video_frames(25))
+
+    def run(amplitudes=None):
+        gen = MotionGenerator(25, MotionControls(seed=2, emotion="happy"),
+                              *(() if amplitudes is None else (amplitudes,)))
+        return np.concatenate([gen.push(prosody), gen.finish()])
+    default = run()
+    assert AMPLITUDES == MotionAmplitudes() and np.array_equal(run(AMPLITUDES), default)
+    for f in fields(MotionAmplitudes):
+        value = getattr(AMPLITUDES, f.name)
+        changed = tuple(0.25 * v for v in value) if isinstance(value, tuple) else 0.25 * value
+        assert not np.array_equal(run(replace(AMPLITUDES, **{f.name: changed})), default), f.name

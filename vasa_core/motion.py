@@ -176,6 +176,69 @@ class MotionControls:
             raise MotionError("gaze must be within +-20 degrees horizontally and +-15 vertically.")
 
 
+@dataclass(frozen=True)
+class MotionAmplitudes:
+    """How much each part of `MotionGenerator`'s motion moves (tuned so that on speech the pose statistics
+    fall in the range of real talking-head video; see README "Motion statistics"). The random processes are
+    unit-variance, so a noise amplitude is that part's standard deviation. `motion_scale` scales the head
+    (pose) parts; the face parts are not scaled by it.
+
+    Head rotation, degrees (s.d. per part; fast ~0.2 s motion, medium ~0.7 s sway, slow drift; the fast and
+    medium parts are at 30% in silence and full while speaking):"""
+    yaw_fast_deg: float = 1.8
+    yaw_medium_deg: float = 3.4
+    yaw_slow_deg: float = 1.4
+    pitch_fast_deg: float = 1.4
+    pitch_medium_deg: float = 2.8
+    pitch_slow_deg: float = 0.9
+    roll_fast_deg: float = 1.4
+    roll_medium_deg: float = 2.8
+    roll_slow_deg: float = 1.2
+    # nods on loudness onsets: peak nod (degrees, downwards) = nod_deg * tanh(nod_gain * drive)
+    nod_deg: float = 3.0
+    nod_gain: float = 3.5
+    # gaze shifts (world-gaze targets, degrees x / y): s.d. of a new target, its bound, and the share of a
+    # shift the head takes (the eyes take the rest)
+    gaze_shift_sd_deg: tuple[float, float] = (3.0, 1.2)
+    gaze_shift_max_deg: tuple[float, float] = (8.0, 4.0)
+    head_turn_share: float = 0.7
+    # translation, fractions of the output size (s.d.), and with a full nod (ty only)
+    tx_frac: float = 0.007
+    ty_frac: float = 0.005
+    ty_nod_frac: float = 0.002
+    # head size: s.d. of the drift towards / away from the camera, and the lean-in while speaking (fractions)
+    scale_drift_frac: float = 0.013
+    scale_lean_frac: float = 0.008
+    # brows (brow_raise units, [-1, 1]): per unit of pitch accent (0..1, lagged), per degree of nod, noise s.d.
+    brow_accent: float = 0.9
+    brow_nod: float = 0.08
+    brow_noise: float = 0.12
+    # a pitch accent: f0 this many semitones above the speaker's running mean starts it, full over the range
+    accent_threshold_semitones: float = 1.5
+    accent_range_semitones: float = 5.0
+    # lip corners (smile units, [-1, 1]): resting lift, with the brows, noise s.d.
+    smile_rest: float = 0.05
+    smile_brow: float = 0.1
+    smile_noise: float = 0.04
+    # cheeks (cheek_raise units, [0, 1]) with a smile (above the resting lift), the brows, stress, noise s.d.
+    cheek_smile: float = 0.45
+    cheek_brow: float = 0.3
+    cheek_stress: float = 0.25
+    cheek_noise: float = 0.04
+    # lids (lid_tension units, [-1, 1]): narrow with a smile and stress, widen with the brows, noise s.d.
+    lid_smile: float = 0.3
+    lid_stress: float = 0.4
+    lid_brow: float = 0.5
+    lid_noise: float = 0.06
+    # eyes: fixations (s.d. of a new one, degrees x / y) and the share of the head's own small motion
+    # they counter-rotate against
+    fixation_sd_deg: tuple[float, float] = (1.5, 1.0)
+    gaze_counter: float = 0.3
+
+
+AMPLITUDES = MotionAmplitudes()
+
+
 class _SmoothNoise:
     """Unit-variance Gaussian-filtered white noise with correlation time `tau_s`, one value per frame.
 
@@ -238,8 +301,9 @@ class MotionGenerator:
         overlapping.
     """
 
-    def __init__(self, fps: float = 25.0, controls: MotionControls = MotionControls()):
-        self.fps, self.c = float(fps), controls
+    def __init__(self, fps: float = 25.0, controls: MotionControls = MotionControls(),
+                 amplitudes: MotionAmplitudes = AMPLITUDES):
+        self.fps, self.c, self.a = float(fps), controls, amplitudes
         streams = np.random.SeedSequence(controls.seed).spawn(20)
         rng = [np.random.default_rng(s) for s in streams]
         noise = lambda k, tau: _SmoothNoise(rng[k], fps, tau)
@@ -317,7 +381,7 @@ class MotionGenerator:
 
     def _frame(self, prosody: np.ndarray, ahead_levels: list[float], past: list[float]) -> np.ndarray:
         """Motion of one frame. `ahead_levels` = speech levels of this frame and the lookahead frames."""
-        fps, c = self.fps, self.c
+        fps, c, a = self.fps, self.c, self.a
         dt = 1.0 / fps
         _, voicing, f0 = prosody
         level = ahead_levels[0]
@@ -335,7 +399,7 @@ class MotionGenerator:
         prev = self._smooth_level
         self._smooth_level += (lookahead_level - self._smooth_level) * (1 - np.exp(-dt / 0.04))
         onset = max(0.0, self._smooth_level - prev)
-        nod = 3.0 * np.tanh(3.5 * self._nod_drive(onset * fps * 0.1))   # a full onset: ~2.4 deg down
+        nod = a.nod_deg * np.tanh(a.nod_gain * self._nod_drive(onset * fps * 0.1))   # a full onset: ~2.4 deg down
 
         # gaze shifts: a new world-gaze target every few seconds, more likely where a phrase ends
         self._since_turn += 1
@@ -344,18 +408,20 @@ class MotionGenerator:
         if self._since_turn > 1.2 * fps:
             p = 0.35 if phrase_end else dt / 5.0
             if self._rng_turn.random() < p:
-                self._target = 0.3 * self._target + self._rng_turn.normal(0, [3.0, 1.2])
-                self._target = np.clip(self._target, [-8, -4], [8, 4])
+                self._target = 0.3 * self._target + self._rng_turn.normal(0, list(a.gaze_shift_sd_deg))
+                bound = np.array(a.gaze_shift_max_deg)
+                self._target = np.clip(self._target, -bound, bound)
                 self._since_turn = 0
-        head_turn = np.array([lag(0.7 * t) for lag, t in zip(self._head_turn, self._target)])
+        head_turn = np.array([lag(a.head_turn_share * t) for lag, t in zip(self._head_turn, self._target)])
 
         n = {k: v.next() for k, v in self._n.items()}
         s = c.motion_scale
         # per axis: fast (~0.2 s) motion that sets Delta-P, medium (~0.7 s) sway that sets the spread even on
         # short clips, slow drift; the fast and medium parts grow while speaking
-        yaw_own = live * (1.8 * n["yaw_f"] + 3.4 * n["yaw_m"]) + 1.4 * n["yaw_s"]
-        pitch_own = live * (1.4 * n["pitch_f"] + 2.8 * n["pitch_m"]) + 0.9 * n["pitch_s"] - nod
-        roll = live * (1.4 * n["roll_f"] + 2.8 * n["roll_m"]) + 1.2 * n["roll_s"]
+        yaw_own = live * (a.yaw_fast_deg * n["yaw_f"] + a.yaw_medium_deg * n["yaw_m"]) + a.yaw_slow_deg * n["yaw_s"]
+        pitch_own = (live * (a.pitch_fast_deg * n["pitch_f"] + a.pitch_medium_deg * n["pitch_m"])
+                     + a.pitch_slow_deg * n["pitch_s"] - nod)
+        roll = live * (a.roll_fast_deg * n["roll_f"] + a.roll_medium_deg * n["roll_m"]) + a.roll_slow_deg * n["roll_s"]
         smile0, brow0, pitch0, _, cheek0, lid0 = EMOTIONS[c.emotion]
         w = c.emotion_weight
 
@@ -366,9 +432,10 @@ class MotionGenerator:
         out[col("roll")] = s * roll
         # the head also drifts a little towards and away from the camera (about 1.5% in size), leaning in a
         # little while speaking, and sways sideways and with its nods (VASA-1's heads do)
-        out[col("tx")] = s * 0.007 * n["tx"]
-        out[col("ty")] = s * (0.005 * n["ty"] + 0.002 * nod / 3.0)
-        out[col("scale")] = (1.0 + s * (0.013 * n["scale"] + 0.008 * (self._activity - 0.5))) / c.distance
+        out[col("tx")] = s * a.tx_frac * n["tx"]
+        out[col("ty")] = s * (a.ty_frac * n["ty"] + a.ty_nod_frac * nod / a.nod_deg)
+        out[col("scale")] = (1.0 + s * (a.scale_drift_frac * n["scale"] + a.scale_lean_frac * (self._activity - 0.5))
+                             ) / c.distance
 
         # brows: pitch accents relative to the speaker's running mean f0 (in octaves, over voiced frames: the
         # plain mean of the first 10 s of voicing, then an exponential average with a 10 s memory)
@@ -378,20 +445,20 @@ class MotionGenerator:
             self._f0_mean += (np.log2(f0) - self._f0_mean) / min(self._f0_count, 10 * fps)
             if self._f0_count >= 5:
                 semis = 12 * (np.log2(f0) - self._f0_mean)
-                accent = float(np.clip((semis - 1.5) / 5.0, 0, 1)) * level
-        brow = self._brow(accent + 0.08 * nod)
+                accent = float(np.clip((semis - a.accent_threshold_semitones) / a.accent_range_semitones, 0, 1)) * level
+        brow = self._brow(accent + a.brow_nod * nod)
         # (amplitudes doubled after measuring real speakers: their brows move ~2x what ours did, per IOD)
-        out[col("brow_raise")] = np.clip(0.9 * brow + 0.12 * n["brow"] + w * brow0, -1, 1)
+        out[col("brow_raise")] = np.clip(a.brow_accent * brow + a.brow_noise * n["brow"] + w * brow0, -1, 1)
         # lip corners lift a little with the same emphasis (an animated speaker, not a frozen smile)
-        out[col("smile")] = np.clip(0.05 + 0.1 * brow + w * smile0 + 0.04 * n["smile"], -1, 1)
+        out[col("smile")] = np.clip(a.smile_rest + a.smile_brow * brow + w * smile0 + a.smile_noise * n["smile"], -1, 1)
         # cheeks lift with a smile and with emphasis (stressed syllables, pitch accents); the lids narrow a
         # little on stressed syllables and with a smile, and widen when the brows go up on a pitch accent
-        stress = float(np.clip(nod / 3.0, 0.0, 1.0))
-        smiling = max(0.0, out[col("smile")] - 0.05)
-        out[col("cheek_raise")] = np.clip(0.45 * smiling + 0.3 * brow + 0.25 * stress + 0.04 * n["cheek"]
-                                          + w * cheek0, 0, 1)
-        out[col("lid_tension")] = np.clip(0.3 * smiling + 0.4 * stress - 0.5 * brow + 0.06 * n["lid"]
-                                          + w * lid0, -1, 1)
+        stress = float(np.clip(nod / a.nod_deg, 0.0, 1.0))
+        smiling = max(0.0, out[col("smile")] - a.smile_rest)
+        out[col("cheek_raise")] = np.clip(a.cheek_smile * smiling + a.cheek_brow * brow + a.cheek_stress * stress
+                                          + a.cheek_noise * n["cheek"] + w * cheek0, 0, 1)
+        out[col("lid_tension")] = np.clip(a.lid_smile * smiling + a.lid_stress * stress - a.lid_brow * brow
+                                          + a.lid_noise * n["lid"] + w * lid0, -1, 1)
 
         blink = self._blink(pause)
         out[col("blink_l")] = out[col("blink_r")] = blink
@@ -400,8 +467,8 @@ class MotionGenerator:
         # minus a partial counter-rotation against the head's own small motion
         fix = self._fixation()
         eye_turn = self._target - s * head_turn
-        out[col("gaze_x")] = np.clip(c.gaze[0] + fix[0] + eye_turn[0] - 0.3 * s * yaw_own, -25, 25)
-        out[col("gaze_y")] = np.clip(c.gaze[1] + fix[1] + eye_turn[1] - 0.3 * s * pitch_own, -20, 20)
+        out[col("gaze_x")] = np.clip(c.gaze[0] + fix[0] + eye_turn[0] - a.gaze_counter * s * yaw_own, -25, 25)
+        out[col("gaze_y")] = np.clip(c.gaze[1] + fix[1] + eye_turn[1] - a.gaze_counter * s * pitch_own, -20, 20)
         self._i += 1
         return out
 
@@ -430,7 +497,7 @@ class MotionGenerator:
         """Eye-in-head fixation offset (degrees): held 0.8-3 s, then a 2-frame saccade to a new one."""
         if self._fix_left <= 0:
             self._fix_from = self._fix.copy()
-            self._fix_to = self._rng_fix.normal(0.0, [1.5, 1.0])
+            self._fix_to = self._rng_fix.normal(0.0, list(self.a.fixation_sd_deg))
             self._fix_left = int(self._rng_fix.uniform(0.8, 3.0) * self.fps)
             self._fix_ramp = 0
         if self._fix_ramp < 2:
