@@ -43,13 +43,12 @@ from safety.consent import CONSENT_CHOICES, CONSENT_PUBLIC_DOMAIN  # noqa: E402
 from safety.gate import check_request  # noqa: E402
 from safety.limits import HostLimits, JobTimeout, run_with_timeout  # noqa: E402
 from safety.widgets import Choice, IntChoice, RawAudio, RawImage, RawVideo  # noqa: E402
-from vasa_core import InputError, TalkingFacePipeline, __version__, build_pipeline  # noqa: E402
+from vasa_core import ASSETS, InputError, TalkingFacePipeline, __version__, build_pipeline  # noqa: E402
 from vasa_core.motion import EMOTIONS  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent
 DEFAULT_IMAGE = str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
-DEFAULT_AUDIO = os.environ.get("VASA_DEFAULT_AUDIO") or str(ROOT / "assets" / "default_speech.ogg")
-EXAMPLE_DIR = ROOT / "assets" / "examples"           # made by scripts/make_examples.py (espeak-ng speech)
+DEFAULT_AUDIO = os.environ.get("VASA_DEFAULT_AUDIO") or str(ASSETS / "default_speech.ogg")
+EXAMPLE_DIR = ASSETS / "examples"           # made by scripts/make_examples.py (espeak-ng speech)
 EXAMPLES = [[DEFAULT_IMAGE, DEFAULT_AUDIO, CONSENT_PUBLIC_DOMAIN],
             [str(EXAMPLE_DIR / "hopper_painting.jpg"), str(EXAMPLE_DIR / "speech_en.ogg"), CONSENT_PUBLIC_DOMAIN],
             [DEFAULT_IMAGE, str(EXAMPLE_DIR / "speech_de.ogg"), CONSENT_PUBLIC_DOMAIN],

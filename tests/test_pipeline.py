@@ -167,3 +167,32 @@ def test_write_reads_the_audio_file_piece_by_piece(monkeypatch, tmp_path, hopper
     from vasa_core.audio import load_audio
     whole = pipeline256.motion(load_audio(short_audio, sample_rate=48000), seed=3)   # same motion as in memory
     assert np.abs(out.motion.values - whole.values).max() < 1e-4
+
+
+def test_a_wheel_carries_the_assets(tmp_path):
+    """pyproject.toml: assets/ (weights, default speech) ships as package data (vasa_core/assets/ in a wheel),
+    found by vasa_core.ASSETS when installed outside the checkout; the console scripts are declared."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+    from vasa_core import ASSETS
+    root = ASSETS.parent
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "dist"), str(root)], check=True, capture_output=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for f in ("lipsync.npz", "default_speech.ogg", "detector.pkl"):
+        assert f"vasa_core/assets/{f}" in names
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "vasa = vasa_core.__main__:cli" in zipfile.ZipFile(wheel).read(entry).decode()
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"),
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    code = ("import vasa_core, vasa_core.lipsync.model as m; "
+            "print(vasa_core.ASSETS == m.DEFAULT_WEIGHTS.parent, m.DEFAULT_WEIGHTS.is_file(), "
+            "m.LearnedMouth.load_default().name, vasa_core.ASSETS)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env=env)
+    assert out.stdout.split() == ["True", "True", "learned", str(tmp_path / "site" / "vasa_core" / "assets")], \
+        out.stdout + out.stderr

@@ -6,9 +6,16 @@ Modules follow the data flow: portrait (analysis) -> audio (features) -> mouth +
 The names below are imported on first use (PEP 562), so `python -m vasa_core ...` can check its input files
 before it pays for OpenCV, SciPy, torch and mediapipe.
 """
+from pathlib import Path
+
 from .errors import InputError
 
 __version__ = "0.1.0"
+# The project's shipped files (trained weights, the default speech, examples): assets/ at the repository root
+# in a checkout (where the team keeps them), vasa_core/assets/ in an installed wheel (pyproject.toml maps the
+# same folder in as package data).
+ASSETS = next((p for p in (Path(__file__).parent / "assets", Path(__file__).parent.parent / "assets")
+               if p.is_dir()), Path(__file__).parent.parent / "assets")
 __all__ = ["TalkingFacePipeline", "Result", "Output", "MotionSequence", "InputError", "write_video",
            "build_pipeline", "__version__"]
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+from . import ASSETS
+
 
 
 def _clip(seconds: float):

@@ -32,13 +32,14 @@ import numpy as np
 from scipy.special import erf, expit
 from threadpoolctl import threadpool_limits
 
+from .. import ASSETS
 from ..audio import HOP as FEAT_HOP, SAMPLE_RATE as FEAT_SR, WIN, log_mel, resample_samples
 from .phonemes import JAW, LLD, MOUTH_PARAMS, NP, VISEMES, PRS, TUCK, TNG
 
 FEAT_HOP_S = FEAT_HOP / FEAT_SR
 N_MELS = 40
 MEL_RANGE = (50.0, 7600.0)
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "lipsync.npz"
+DEFAULT_WEIGHTS = ASSETS / "lipsync.npz"
 WEIGHTS_FORMAT = "vasa-mouthnet-1"
 # (dilation, centred) of each residual block: centred blocks look d frames ahead, causal ones none
 BLOCKS = ((1, True), (2, True), (4, True), (1, False), (2, False), (4, False), (8, False), (16, False))
@@ -82,7 +83,7 @@ def save_weights(path, net, **fields) -> None:
     """Write a `MouthNet` (torch) to `path` in the one format inference reads: an .npz holding the state dict
     (float32 tensors stored as float16, except the feature normalisation `mu`/`sd`) and `meta`, a JSON string
     with the format name, channels, n_mels, blocks and `fields` (calibration such as jaw_gain, lead_ms,
-    pool_ms, and training notes; JSON-serialisable values)."""
+    pool_ms, and training notes: JSON values, numpy / torch scalars accepted)."""
     arrays = {}
     for k, v in net.state_dict().items():
         a = v.detach().cpu().numpy()
@@ -92,7 +93,14 @@ def save_weights(path, net, **fields) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:                    # a file object: np.savez would append ".npz" to a name
-        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        np.savez(f, meta=np.array(json.dumps(meta, default=_plain)), **arrays)
+
+
+def _plain(value):
+    """numpy / torch scalars and arrays in `save_weights` fields -> plain Python values for JSON."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"save_weights: {type(value).__name__} is not JSON-serialisable")
 
 
 def _is_npz_weights(path: Path) -> bool:
