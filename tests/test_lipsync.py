@@ -106,22 +106,39 @@ def test_features_and_pooling():
     assert v.shape == (25, 8) and v[13, P.PRS] == 1
 
 
+def test_background_speech_and_music_beds():
+    """The in-the-wild augmentations: another utterance looped under the target, and a music bed whose
+    chords change over time; both at unit RMS so augment() can put them at a chosen level under the target."""
+    from vasa_core.lipsync.data import _background_speech, _music_bed
+    rng = np.random.default_rng(3)
+    sr, n = 16000, 16000 * 4
+    other = np.sin(2 * np.pi * 180 * np.arange(sr) / sr).astype(np.float32) * np.hanning(sr).astype(np.float32)
+    bg = _background_speech(rng, [(other, sr)], n, sr)
+    assert bg.shape == (n,) and abs(float(np.std(bg)) - 1) < 1e-3
+    spec = np.abs(np.fft.rfft(bg))
+    assert np.argmax(spec) * sr / n == pytest.approx(180, abs=2)           # it is the other utterance
+    music = _music_bed(rng, n, sr)
+    assert music.shape == (n,) and abs(float(np.std(music)) - 1) < 1e-3 and np.isfinite(music).all()
+    quarters = [np.abs(np.fft.rfft(q))[20:2000] for q in np.split(music, 4)]
+    assert min(np.corrcoef(quarters[0], q)[0, 1] for q in quarters[1:]) < 0.9  # the harmony changes
+
+
 @needs_espeak
 def test_train_a_few_steps(tmp_path):
     from vasa_core.lipsync.data import generate
     from vasa_core.lipsync.train import train
     generate(tmp_path / "d", minutes=0.3, seed=1, use_mbrola=False, eval_items=1, log=lambda s: None)
-    net, info = train(tmp_path / "d", tmp_path / "w.pt", steps=4, batch=4, crop=200, channels=32, log=lambda s: None,
+    net, info = train(tmp_path / "d", tmp_path / "w.npz", steps=4, batch=4, crop=200, channels=32, log=lambda s: None,
                       val_every=2)
     assert np.isfinite(info["best_val"])
-    m = LearnedMouth.load(tmp_path / "w.pt")
+    m = LearnedMouth.load(tmp_path / "w.npz")
     y = m.predict(np.zeros(16000, np.float32), 16000, 25, 25)
     assert y.shape == (25, 8) and y.dtype == np.float32
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    assert DEFAULT_WEIGHTS.exists(), "assets/lipsync.pt missing: run python -m vasa_core.lipsync.train"
+    assert DEFAULT_WEIGHTS.exists(), "assets/lipsync.npz missing: run python -m vasa_core.lipsync.train"
     return LearnedMouth.load_default()
 
 

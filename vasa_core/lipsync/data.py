@@ -7,8 +7,9 @@ Sources
   vowel durations by note lengths and pitch by a melody with vibrato.
 - Text: phonetically varied pseudo-words built from per-language grapheme inventories + numbers (read as words).
 
-Augmentation: speed (resampling, timing rescaled), loudness, coloured noise, synthetic reverb, telephone /
-mic band limits, mp3 / AAC round trips (re-aligned by cross-correlation), final sample rates 8-48 kHz.
+Augmentation: speed (resampling, timing rescaled), loudness, background speech (other utterances, 6-25 dB
+under), synthetic music beds, coloured noise, synthetic reverb, telephone / mic band limits, mp3 / AAC round
+trips (re-aligned by cross-correlation), final sample rates 8-48 kHz.
 
 Command:  python -m vasa_core.lipsync.data --out build/lipsync --minutes 80 [--no-mbrola]
 Writes build/lipsync/{train,val}/shard_*.npz (features + targets) and build/lipsync/eval/* (wav + segments).
@@ -259,6 +260,47 @@ def _colored_noise(rng, n):
     return (w / (np.std(w) + 1e-9)).astype(np.float32)
 
 
+def _music_bed(rng, n, sr):
+    """A synthetic music bed, (n,) float32 at unit RMS: chords of harmonic tones changing every few beats,
+    each note decaying after its beat, and a noise-burst percussion track (TV and podcast speech often
+    has one under it)."""
+    t = np.arange(n) / sr
+    beat = rng.uniform(0.3, 0.8)                                   # s
+    y = np.zeros(n)
+    start = 0.0
+    while start < n / sr:
+        span = beat * int(rng.integers(2, 5))
+        notes = 440.0 * 2 ** ((rng.integers(45, 73, 3) - 69) / 12)
+        m = (t >= start) & (t < start + span)
+        tb = (t[m] - start) % beat
+        env = np.exp(-tb / rng.uniform(0.15, 0.6))
+        for f in notes:
+            for h in (1, 2, 3):
+                y[m] += env * np.sin(2 * np.pi * f * h * t[m] + rng.uniform(0, 6.3)) / h
+        start += span
+    hits = np.zeros(n)
+    hits[(np.arange(0, n / sr, beat / 2) * sr).astype(int)] = rng.uniform(0.5, 1.5, len(np.arange(0, n / sr, beat / 2)))
+    drum = sps.lfilter([1.0], [1.0, -np.exp(-1 / (0.03 * sr))], hits) * rng.standard_normal(n)
+    y = y / (np.std(y) + 1e-9) + rng.uniform(0.2, 1.0) * drum / (np.std(drum) + 1e-9)
+    return (y / (np.std(y) + 1e-9)).astype(np.float32)
+
+
+def _background_speech(rng, others, n, sr):
+    """1-2 other (clean, synthetic) utterances looped under the target, (n,) float32 at unit RMS over its
+    active part: the interviewer, an audience, a second speaker. Their mouths are not the target's: the
+    labels stay the target's alone."""
+    y = np.zeros(n, np.float32)
+    for _ in range(int(rng.integers(1, 3))):
+        a, a_sr = others[int(rng.integers(len(others)))]
+        a = resample(a, a_sr, sr)
+        if len(a) < sr // 4:
+            continue
+        a = np.tile(a, int(np.ceil((n + len(a)) / len(a))))
+        off = int(rng.integers(0, len(a) - n))
+        y += a[off:off + n] / (np.std(a) + 1e-9)
+    return (y / (np.std(y) + 1e-9)).astype(np.float32)
+
+
 def _codec_roundtrip(x, sr, fmt):
     import av
     x16 = (np.clip(x, -1, 1) * 32767).astype(np.int16)
@@ -304,9 +346,10 @@ def _codec_roundtrip(x, sr, fmt):
 RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
 
 
-def augment(x, sr, segs, rng, strength=1.0, long_pauses=0.0):
+def augment(x, sr, segs, rng, strength=1.0, long_pauses=0.0, others=()):
     """-> (audio, sr, segs, description). Timing of segs is kept exact (speed rescales it).
-    long_pauses: probability of padding 0.8-3 s of silence (instead of 0-0.5 s) before/after the speech."""
+    long_pauses: probability of padding 0.8-3 s of silence (instead of 0-0.5 s) before/after the speech.
+    others: clean (audio, sr) of other utterances, for background speech under the target."""
     desc = []
     if rng.random() < 0.5 * strength:                     # speed (tape-style: tempo and pitch together)
         k = float(rng.uniform(0.85, 1.18))
@@ -339,6 +382,15 @@ def augment(x, sr, segs, rng, strength=1.0, long_pauses=0.0):
         x = sps.sosfilt(sos, x).astype(np.float32)
     peak = np.max(np.abs(x)) + 1e-9
     x = x / peak * (10 ** (rng.uniform(-30, -1) / 20) if strength > 0 else 0.5)   # loudness
+    speech_power = np.mean(x ** 2) + 1e-12
+    if len(others) and rng.random() < 0.25 * strength:     # background speech, 6-25 dB under the target
+        snr = rng.uniform(6, 25)
+        x = x + _background_speech(rng, others, len(x), sr) * np.sqrt(speech_power / 10 ** (snr / 10))
+        desc.append(f"talker{snr:.0f}")
+    if rng.random() < 0.15 * strength:                     # a music bed, 5-20 dB under the target
+        snr = rng.uniform(5, 20)
+        x = x + _music_bed(rng, len(x), sr) * np.sqrt(speech_power / 10 ** (snr / 10))
+        desc.append(f"music{snr:.0f}")
     if rng.random() < 0.5 * strength:                     # noise
         snr = rng.uniform(5, 40)
         p = np.mean(x ** 2) + 1e-12
@@ -405,9 +457,9 @@ def _mbrola_item(rng, voice, lang, sing=False):
 
 
 # ------------------------------------------------------------------------------------------------ writing
-def _finish(audio, sr, segs, rng, strength, long_pauses=0.0):
+def _finish(audio, sr, segs, rng, strength, long_pauses=0.0, others=()):
     from .model import logmel, FEAT_HOP_S
-    x, sr2, segs2, desc = augment(audio, sr, segs, rng, strength, long_pauses)
+    x, sr2, segs2, desc = augment(audio, sr, segs, rng, strength, long_pauses, others)
     feats = logmel(x, sr2)
     times = np.arange(len(feats)) * FEAT_HOP_S
     y = P.targets_from_segments(segs2, times)
@@ -486,6 +538,7 @@ def generate(out, minutes=80.0, seed=0, use_mbrola=True, eval_items=60, sing_fra
     target_s = minutes * 60
     tr, va = ShardWriter(out / "train", "shard"), ShardWriter(out / "val", "shard")
     total, n = 0.0, 0
+    recent: list = []
     while total < target_s:
         r = rng.random()
         try:
@@ -500,7 +553,9 @@ def generate(out, minutes=80.0, seed=0, use_mbrola=True, eval_items=60, sing_fra
         audio, sr, segs, src, text = item
         if len(audio) < sr * 0.3:
             continue
-        x, sr2, segs2, desc, feats, y, vis = _finish(audio, sr, segs, rng, strength=1.0, long_pauses=long_pauses)
+        x, sr2, segs2, desc, feats, y, vis = _finish(audio, sr, segs, rng, strength=1.0, long_pauses=long_pauses,
+                                                     others=recent)
+        recent = (recent + [(audio, sr)])[-20:]          # clean utterances for background speech
         (va if n % 25 == 24 else tr).add(feats, y, vis, {"src": src, "aug": desc})
         total += len(x) / sr2
         n += 1

@@ -9,7 +9,7 @@ missing) are never used in training: held-out MBROLA voices (us3, de2, fr4, es2;
 held-out languages (Polish: espeak-ng + MBROLA pl1; Swedish: espeak-ng + MBROLA sw1, sw2), with light
 augmentation.  Groups: heldout_voice / heldout_lang = spoken items; sung = the sung items of both; all.
 
-Models: the learned model (assets/lipsync.pt), the engine's v1 AcousticMouth (when importable), and a
+Models: the learned model (assets/lipsync.npz), the engine's v1 AcousticMouth (when importable), and a
 pocketsphinx English allphone recogniser whose phones go through the same phoneme table + coarticulation
 (the Rhubarb Lip Sync approach).  Metrics at 25 fps (frame i at i/fps; targets pooled like predictions):
   jaw_corr / round_corr   Pearson correlation of jaw_open / lip_funnel with the target, all frames pooled

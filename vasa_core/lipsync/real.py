@@ -1,7 +1,7 @@
 """Lip sync measured on real mouths: real talking videos with their own speech.
 
     python -m vasa_core.lipsync.evaluate --real DIR [--real DIR2 ...] [--models learned,acoustic,pocketsphinx]
-                                         [--no-render] [--save OUT.json] [--track-cache DIR] [--weights W.pt]
+                                         [--no-render] [--save OUT.json] [--track-cache DIR] [--weights W.npz]
 
 For every video in DIR that carries speech (silero-vad finds >= 1 s of it):
   1. the real mouth is tracked with mediapipe's face mesh (the tracker already in the engine): per frame the

@@ -1,7 +1,7 @@
 """Fine-tune the lip-sync network on real mouths mixed with the exact synthetic labels.
 
-    python -m vasa_core.lipsync.realtune --tracks build/real.json --data build/lipsync4 --init assets/lipsync.pt \
-        --out build/lipsync_real.pt [--folds 2 --holdout 0] [--steps 300] [--real-weight 1.0]
+    python -m vasa_core.lipsync.realtune --tracks build/real.json --data build/lipsync4 --init assets/lipsync.npz \
+        --out build/lipsync_real.npz [--folds 2 --holdout 0] [--steps 300] [--real-weight 1.0]
 
 `--tracks` is the JSON that `python -m vasa_core.lipsync.evaluate --real DIR --save X.json` writes (every clip's
 tracked real inner-lip gap, its speech mask and file name); the clips' audio is read again from the folders
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import FEAT_HOP_S, MouthNet, logmel
+from .model import FEAT_HOP_S, load_torch_net, logmel, save_weights
 from .phonemes import JAW
-from .train import load_split, loss_fn, make_batch, save
+from .train import load_split, loss_fn, make_batch
 
 
 def fold_of(speakers: list[str], folds: int) -> dict[str, int]:
@@ -77,7 +77,7 @@ def main(argv=None):
     ap.add_argument("--tracks", required=True)
     ap.add_argument("--real", action="append", default=None, help="folders holding the clips named in --tracks")
     ap.add_argument("--data", default="build/lipsync4")
-    ap.add_argument("--init", default="assets/lipsync.pt")
+    ap.add_argument("--init", default="assets/lipsync.npz")
     ap.add_argument("--out", required=True)
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--holdout", type=int, default=None, help="fold left out (default: train on every speaker)")
@@ -93,9 +93,7 @@ def main(argv=None):
     dirs = a.real or ["../shared/media/real_speech", "../shared/media/real_video"]
     items, held = real_items(a.tracks, dirs, a.folds, a.holdout)
     syn = load_split(Path(a.data) / "train")
-    ck = torch.load(a.init, map_location="cpu", weights_only=True)
-    net = MouthNet(channels=int(ck.get("channels", 128)))
-    net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
+    net, ck = load_torch_net(a.init)
     print(f"real clips {len(items)} ({sum(len(i[0]) for i in items) / 100:.0f} s), held out {len(held)}: "
           f"{json.dumps(held)}", flush=True)
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
@@ -120,8 +118,8 @@ def main(argv=None):
         if frac >= 1.0:
             break
     extra = {k: ck[k] for k in ("jaw_gain", "lead_ms", "pool_ms", "calibration") if k in ck}
-    save(net.eval(), a.out, {"step": step + 1, "real_holdout_fold": a.holdout, "real_folds": a.folds,
-                             "real_heldout_clips": held, **extra})
+    save_weights(a.out, net.eval(), step=step + 1, real_holdout_fold=a.holdout, real_folds=a.folds,
+                 real_heldout_clips=held, **extra)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import MouthNet
+from .model import MouthNet, load_torch_net, save_weights
 from .phonemes import NP, PRS, TUCK, JAW, FUN, STR, TNG  # noqa: F401
 
+CALIBRATION = ("jaw_gain", "lead_ms", "pool_ms", "calibration")   # weights-file fields set after training
 PARAM_W = torch.ones(NP)
 PARAM_W[[JAW, FUN, STR]] = 1.5
 PARAM_W[PRS] = 2.5
@@ -79,14 +80,9 @@ def loss_fn(net, X, Y, V, M):
     return lp + 0.3 * lv, lp
 
 
-def save(net, path, extra):
-    sd = {k: v.detach().half() if v.dtype == torch.float32 else v for k, v in net.state_dict().items()}
-    sd["mu"], sd["sd"] = net.mu.float(), net.sd.float()      # normalisation stays float32
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": sd, "channels": net.channels, **extra}, str(path))
 
 
-def train(data="build/lipsync", out="assets/lipsync.pt", steps=6000, batch=24, crop=400, lr=2e-3, channels=128,
+def train(data="build/lipsync", out="assets/lipsync.npz", steps=6000, batch=24, crop=400, lr=2e-3, channels=128,
           seed=0, threads=1, max_minutes=None, log=print, val_every=250, init=None, lead_ms=0.0):
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -96,10 +92,12 @@ def train(data="build/lipsync", out="assets/lipsync.pt", steps=6000, batch=24, c
     tr, va = load_split(data / "train", lead), load_split(data / "val", lead)
     if not va:
         va = tr[-max(1, len(tr) // 20):]
-    if init:                                   # fine-tune from a checkpoint (keeps its feature normalisation)
-        ck = torch.load(str(init), map_location="cpu", weights_only=True)
-        net = MouthNet(channels=int(ck.get("channels", channels)))
-        net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
+    calibration = {}
+    if init:                                   # fine-tune from a weights file (keeps its feature normalisation)
+        net, meta = load_torch_net(init)
+        calibration = {k: meta[k] for k in CALIBRATION if k in meta}   # kept unless the targets are moved
+        if lead:
+            calibration.pop("lead_ms", None)
     else:
         allf = np.concatenate([u[0] for u in tr[:400]])
         net = MouthNet(channels=channels)
@@ -140,7 +138,8 @@ def train(data="build/lipsync", out="assets/lipsync.pt", steps=6000, batch=24, c
             if vl < best:
                 best = vl
                 if out:
-                    save(net, out, {"step": step + 1, "val_loss": vl, "seed": seed, "lead_ms": 10.0 * lead})
+                    save_weights(out, net, step=step + 1, val_loss=vl, seed=seed,
+                                 **({"lead_ms": 10.0 * lead} if lead else {}), **calibration)
         if last:
             break
     return net, {"best_val": best, "history": hist}
@@ -149,7 +148,7 @@ def train(data="build/lipsync", out="assets/lipsync.pt", steps=6000, batch=24, c
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="build/lipsync")
-    ap.add_argument("--out", default="assets/lipsync.pt")
+    ap.add_argument("--out", default="assets/lipsync.npz")
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--batch", type=int, default=24)
     ap.add_argument("--crop", type=int, default=400)
