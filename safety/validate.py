@@ -421,8 +421,12 @@ def _describe_unaccepted_audio(data: bytes) -> str:
             "(its content does not match any of those formats).")
 
 
-def validate_audio(source: Source, max_seconds: float = 60.0, require_speech: bool = True) -> ValidatedAudio:
-    """Check an uploaded audio clip and return it decoded to 16 kHz mono float32.
+def validate_audio(source: Source, max_seconds: float = 60.0, require_speech: bool = True,
+                   sample_rate: int = AUDIO_SAMPLE_RATE) -> ValidatedAudio:
+    """Check an uploaded audio clip and return it decoded to mono float32 at ``sample_rate`` (default 16 kHz;
+    a caller that writes the audio out, such as the demo, asks for its output rate so that the clip is
+    decoded once). The speech check always runs on 16 kHz samples made from the same decode, whatever
+    ``sample_rate`` is.
 
     Refuses (``ValidationError`` with a human sentence): unknown or unaccepted formats (checked by
     content), damaged files, files without an audio track, empty/zero-length, shorter than 0.5 s, longer
@@ -431,13 +435,15 @@ def validate_audio(source: Source, max_seconds: float = 60.0, require_speech: bo
     """
     if not (isinstance(max_seconds, (int, float)) and np.isfinite(max_seconds) and max_seconds > 0):
         raise ValueError("max_seconds must be a positive number")
+    if not (isinstance(sample_rate, int) and 8000 <= sample_rate <= 192000):
+        raise ValueError("sample_rate must be an integer between 8000 and 192000 Hz")
     data = _read_source(source, MAX_AUDIO_BYTES, "audio")
     fmt = sniff_audio_format(data)
     if fmt is None:
         raise ValidationError(_describe_unaccepted_audio(data))
     name = _AUDIO_DEMUXERS[fmt][1]
     try:
-        samples = _decode_audio(data, fmt, name, float(max_seconds))
+        decoded = _decode_audio(data, fmt, name, float(max_seconds), sorted({sample_rate, AUDIO_SAMPLE_RATE}))
     except ValidationError:
         raise
     except MemoryError:
@@ -445,7 +451,8 @@ def validate_audio(source: Source, max_seconds: float = 60.0, require_speech: bo
     except Exception:
         raise ValidationError(f"The {name} audio could not be decoded; the file is damaged or truncated.") from None
 
-    duration = samples.size / AUDIO_SAMPLE_RATE
+    samples = decoded[sample_rate]
+    duration = samples.size / sample_rate
     if samples.size == 0:
         raise ValidationError(f"The {name} audio contains no sound (zero length).")
     if not np.isfinite(samples).all():
@@ -460,13 +467,14 @@ def validate_audio(source: Source, max_seconds: float = 60.0, require_speech: bo
         raise ValidationError("The audio is silent; please upload a recording of speech or singing.")
     speech_s = 0.0
     if require_speech:
-        speech_s = speech_seconds(samples, AUDIO_SAMPLE_RATE)
+        vad_in = samples if sample_rate == AUDIO_SAMPLE_RATE else np.clip(decoded[AUDIO_SAMPLE_RATE], -1.0, 1.0)
+        speech_s = speech_seconds(vad_in, AUDIO_SAMPLE_RATE)
         if speech_s < MIN_SPEECH_SECONDS or speech_s < MIN_SPEECH_FRACTION * duration:
             raise ValidationError(
                 "No speech or singing was found in this audio (it sounds like silence, noise or instrumental "
                 "music); please upload a recording of a voice.")
     samples.setflags(write=False)
-    return ValidatedAudio(samples=samples, sample_rate=AUDIO_SAMPLE_RATE, duration_s=float(duration),
+    return ValidatedAudio(samples=samples, sample_rate=sample_rate, duration_s=float(duration),
                           sha256=_sha256(data), format=fmt, speech_s=float(speech_s))
 
 
@@ -475,8 +483,13 @@ def _too_long(duration: float, max_seconds: float) -> str:
             "Please trim it and upload it again.")
 
 
-def _decode_audio(data: bytes, fmt: str, name: str, max_seconds: float) -> np.ndarray:
+def _decode_audio(data: bytes, fmt: str, name: str, max_seconds: float,
+                  rates: list[int] | None = None) -> dict[int, np.ndarray]:
+    """Decode once; mono float32 samples at each of `rates` (default: 16 kHz), one resampler per rate fed the
+    same decoded frames."""
     import av
+
+    rates = list(rates or [AUDIO_SAMPLE_RATE])
 
     demuxer = _AUDIO_DEMUXERS[fmt][0]
     try:
@@ -497,10 +510,10 @@ def _decode_audio(data: bytes, fmt: str, name: str, max_seconds: float) -> np.nd
                 raise ValidationError(_too_long(declared, max_seconds))
         # resample keeping the channel layout, then average the channels ourselves: ffmpeg's own downmix
         # of identical channels raises the level by 3 dB (and can clip), which would distort loudness
-        resampler = av.AudioResampler(format="fltp", rate=AUDIO_SAMPLE_RATE)
-        limit = int((max_seconds + 0.5) * AUDIO_SAMPLE_RATE)
-        chunks: list[np.ndarray] = []
-        total = 0
+        resamplers = {r: av.AudioResampler(format="fltp", rate=r) for r in rates}
+        limit = max_seconds + 0.5
+        chunks: dict[int, list[np.ndarray]] = {r: [] for r in rates}
+        totals = {r: 0 for r in rates}
         decoded_any = False
         errors = 0
         packets = container.demux(stream)
@@ -528,23 +541,23 @@ def _decode_audio(data: bytes, fmt: str, name: str, max_seconds: float) -> np.nd
                 if not MIN_SOURCE_RATE <= frame.sample_rate <= MAX_SOURCE_RATE:
                     raise ValidationError(
                         f"The {name} audio has an unsupported sample rate ({frame.sample_rate} Hz).")
-                for out in resampler.resample(frame):
-                    arr = _mono(out.to_ndarray())
-                    chunks.append(arr)
-                    total += arr.size
-                if total > limit:
-                    raise ValidationError(_too_long(total / AUDIO_SAMPLE_RATE, max_seconds))
+                for r, resampler in resamplers.items():
+                    for out in resampler.resample(frame):
+                        arr = _mono(out.to_ndarray())
+                        chunks[r].append(arr)
+                        totals[r] += arr.size
+                    if totals[r] / r > limit:
+                        raise ValidationError(_too_long(totals[r] / r, max_seconds))
         if decoded_any:
-            for out in resampler.resample(None):
-                arr = _mono(out.to_ndarray())
-                chunks.append(arr)
-                total += arr.size
+            for r, resampler in resamplers.items():
+                for out in resampler.resample(None):
+                    chunks[r].append(_mono(out.to_ndarray()))
         if not decoded_any:
             if errors:
                 raise ValidationError(
                     f"The {name} audio could not be decoded; the file is damaged or truncated.")
             raise ValidationError(f"The {name} audio contains no sound (zero length).")
-    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return {r: np.concatenate(c) if c else np.zeros(0, np.float32) for r, c in chunks.items()}
 
 
 def _mono(planar: np.ndarray) -> np.ndarray:

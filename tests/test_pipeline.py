@@ -196,3 +196,24 @@ def test_a_wheel_carries_the_assets(tmp_path):
                          env=env)
     assert out.stdout.split() == ["True", "True", "learned", str(tmp_path / "site" / "vasa_core" / "assets")], \
         out.stdout + out.stderr
+
+
+def test_validated_audio_at_the_output_rate_feeds_the_engine(tmp_path, hopper_path, short_audio, pipeline256):
+    """One decode for an upload: `validate_audio(..., sample_rate=48000)` returns the clip at the MP4's rate
+    (its speech check runs on the same 16 kHz samples as the default call), and the engine takes that array."""
+    from safety.validate import validate_audio
+    from vasa_core.audio import Audio
+    from vasa_core.pipeline import OUTPUT_SAMPLE_RATE
+    v16 = validate_audio(short_audio)
+    v48 = validate_audio(short_audio, sample_rate=OUTPUT_SAMPLE_RATE)
+    assert (v16.sample_rate, v48.sample_rate) == (16000, OUTPUT_SAMPLE_RATE)
+    assert v48.speech_s == v16.speech_s > 1.0 and v48.sha256 == v16.sha256
+    assert abs(v48.duration_s - v16.duration_s) < 0.002 and not v48.samples.flags.writeable
+    out = pipeline256.write(hopper_path, Audio(v48.samples, v48.sample_rate), tmp_path / "v.mp4")
+    info = probe(out.path)
+    assert info["frames"] == 60 and info["audio_codec"] == "aac" and abs(info["audio_duration"] - 2.4) < 0.05
+    import av
+    with av.open(str(out.path)) as c:
+        assert c.streams.audio[0].codec_context.sample_rate == OUTPUT_SAMPLE_RATE
+    with pytest.raises(ValueError):
+        validate_audio(short_audio, sample_rate=100)
