@@ -216,3 +216,24 @@ def test_rounding_and_spreading_shape_the_lips_not_the_aperture(hopper_renderer)
         tol = 0.5 + 0.1 * gap(base)       # px; the funnel's forward push tilts a little with the jaw
         assert abs(gap(rounded) - gap(base)) < tol and abs(gap(spread) - gap(base)) < tol
         assert thickness(spread) < thickness(base) - 1.0                            # thinner lips
+
+
+@pytest.mark.parametrize("which", ["hopper", "astronaut"])
+def test_closed_eyes_show_lid_skin_not_a_dark_slit(which, hopper_renderer, hopper_portrait, astronaut_portrait):
+    """At a full blink the eye opening is covered by the upper lid's skin (lashes only on the line where the
+    lids meet): few pixels of the former opening stay darker than 0.6x the cheeks (the old closed-lid texture
+    left 46-82% of them dark: a slit with a ragged edge)."""
+    if which == "hopper":
+        portrait, renderer = hopper_portrait, hopper_renderer
+    else:
+        portrait, renderer = astronaut_portrait, Renderer(astronaut_portrait, device="cpu")
+    gray = cv2.cvtColor(renderer.render({"blink_l": 1.0, "blink_r": 1.0}), cv2.COLOR_RGB2GRAY).astype(float)
+    lm = portrait.landmarks
+    cheeks = np.concatenate([gray[int(lm[k, 1]) - 4:int(lm[k, 1]) + 5, int(lm[k, 0]) - 4:int(lm[k, 0]) + 5].ravel()
+                             for k in (50, 280)])
+    shares = []
+    for upper, lower in ((EYE_R_UPPER, EYE_R_LOWER), (EYE_L_UPPER, EYE_L_LOWER)):
+        mask = np.zeros(gray.shape, np.uint8)
+        cv2.fillPoly(mask, [np.round(lm[upper + lower[::-1], :2]).astype(np.int32)], 1)
+        shares.append(float(np.mean(gray[mask > 0] < 0.6 * np.median(cheeks))))
+    assert np.mean(shares) < 0.2, shares

@@ -293,6 +293,13 @@ def close_mouth(portrait: Portrait) -> Portrait:
                    key=portrait.key + ":closed")
 
 
+
+def _lid_weight(blink: float) -> float:
+    """How much of an eye is drawn from its closed-lid texture (0 open .. 1 shut) at a blink amount: none up
+    to 0.35, all from 0.85, smoothstep between."""
+    w = float(np.clip((blink - 0.35) / 0.5, 0, 1))
+    return w * w * (3 - 2 * w)
+
 class Renderer:
     """Renders frames of one portrait under per-frame motion parameters."""
 
@@ -369,13 +376,23 @@ class Renderer:
         top = np.interp(xs, lm[up, 0], lm[up, 1])
         bottom = np.interp(xs, lm[lo, 0], lm[lo, 1])
         yy = np.arange(by0, by1, dtype=np.float32)[:, None]
-        # inside the opening: the eye is gone under the lid; what remains visible of the opening once it is
-        # squashed shut is the lash line, so fill it with the upper lid margin's row (the lashes)
-        inside = np.clip((yy - top[None] + 1.0) / 2.0, 0, 1) * np.clip((bottom[None] + 2.5 - yy) / 1.5, 0, 1)
-        map_y = (yy + inside * (top[None] - 1.0 - yy) - by0).astype(np.float32)
+        # a closed eye is the upper lid pulled down over it: the band of lid skin above the lash line (2/3 of
+        # the opening's height: more would pull down glasses frames that sit on the lid) is stretched down to
+        # the lower lid, so the lashes end up where the lids meet and the opening shows skin (filling the whole
+        # opening with the lash row read as a dark slit with a ragged edge once squashed)
+        skin = max(3.0, 0.65 * height)
+        start = top[None] - skin                                   # rows above are left as they are
+        stop = bottom[None] + 2.5
+        stretched = start + (yy - start) * skin / np.maximum(stop - start, 1e-3)
+        inside = np.clip((yy - start) / 1.0, 0, 1) * np.clip((stop - yy) / 3.0, 0, 1)
+        map_y = (yy + inside * (stretched - yy) - by0).astype(np.float32)
         map_x = np.broadcast_to(np.arange(bx1 - bx0, dtype=np.float32)[None], map_y.shape).copy()
         closed = cv2.remap(patch, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return (bx0, by0, bx1, by1), closed
+        # stretching draws the lashes and creases out into vertical streaks: smooth the lid along its length
+        sigma = max(1.0, 0.3 * height)
+        smooth = cv2.GaussianBlur(closed, (2 * int(3 * sigma) + 1, 1), sigmaX=sigma, sigmaY=0.5)
+        a = inside[..., None].astype(np.float32)
+        return (bx0, by0, bx1, by1), closed + a * (smooth - closed)
 
     def _paint_out_irises(self) -> np.ndarray:
         lm = self.portrait.landmarks
@@ -522,10 +539,9 @@ class Renderer:
             return
         x0, y0, mx, my = maps
         for ((bx0, by0, bx1, by1), closed), amount in zip(self.lids, (f.get("blink_r", 0.0), f.get("blink_l", 0.0))):
-            w = float(np.clip((amount - 0.35) / 0.5, 0, 1))
+            w = _lid_weight(amount)
             if w <= 0:
                 continue
-            w = w * w * (3 - 2 * w)
             # destination pixels whose flow lands inside this eye's texture box
             hit = (mx >= bx0) & (mx < bx1 - 1) & (my >= by0) & (my < by1 - 1)
             ys, xs = np.nonzero(hit)
@@ -538,14 +554,17 @@ class Renderer:
             inside = hit[ya:yb, xa:xb].astype(np.float32)
             region = out[y0 + ya:y0 + yb, x0 + xa:x0 + xb].astype(np.float32)
             a = (w * inside)[..., None]
-            out[y0 + ya:y0 + yb, x0 + xa:x0 + xb] = (region + a * (tex - region) + 0.5).astype(np.uint8)
+            out[y0 + ya:y0 + yb, x0 + xa:x0 + xb] = np.clip(region + a * (tex - region) + 0.5, 0, 255).astype(np.uint8)
 
     # --- eyes -----------------------------------------------------------------------------------------------
     def _composite_eyes(self, out: np.ndarray, cam: np.ndarray, f: dict[str, float]) -> None:
         iod_px = self.rig.iod * f.get("scale", 1.0)
         gx, gy = np.radians(f.get("gaze_x", 0.0)), np.radians(f.get("gaze_y", 0.0))
         shift = EYE_RADIUS_IOD * iod_px * np.array([np.sin(gx), -np.sin(gy)])
-        for e in self.eyes:
+        for e, blink in zip(self.eyes, (f.get("blink_r", 0.0), f.get("blink_l", 0.0))):
+            shut = _lid_weight(blink)          # the closed-lid texture is over the eye: the iris goes with it
+            if shut >= 1.0:
+                continue
             poly = cam[e.upper + e.lower[::-1], :2]
             centre = cam[e.upper + e.lower, :2].mean(0) + e.offset + shift
             h, w = e.patch.shape[:2]
@@ -561,7 +580,7 @@ class Renderer:
                 continue
             opening = np.zeros((yb - ya, xb - xa), np.uint8)
             cv2.fillPoly(opening, [np.round((poly - [xa, ya]) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
-            alpha = a[ya - y0:yb - y0, xa - x0:xb - x0] * (opening.astype(np.float32) / 255.0)
+            alpha = a[ya - y0:yb - y0, xa - x0:xb - x0] * (opening.astype(np.float32) / 255.0) * (1.0 - shut)
             region = out[ya:yb, xa:xb].astype(np.float32)
             t = tex[ya - y0:yb - y0, xa - x0:xb - x0].astype(np.float32)
             out[ya:yb, xa:xb] = (region + alpha[..., None] * (t - region) + 0.5).astype(np.uint8)
