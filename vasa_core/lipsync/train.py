@@ -2,13 +2,13 @@
 
   python -m vasa_core.lipsync.data  --out build/lipsync2 --minutes 130 --eval-items 120            # ~5 min
   python -m vasa_core.lipsync.data  --out build/lipsync3 --minutes 40 --eval-items 0 --seed 7 --long-pauses 0.5
-  python -m vasa_core.lipsync.train --data build/lipsync2 --steps 4000 --max-minutes 55 --out build/lipsync_v2.pt
-  python -m vasa_core.lipsync.train --data build/lipsync3 --init build/lipsync_v2.pt --steps 600 --lr 4e-4 \
-      --seed 1 --out assets/lipsync.pt              # fine-tune with long pauses (see docs/lipsync.md)
+  python -m vasa_core.lipsync.train --data build/lipsync2 --steps 4000 --max-minutes 55 --out build/lipsync_v2.npz
+  python -m vasa_core.lipsync.train --data build/lipsync3 --init build/lipsync_v2.npz --steps 600 --lr 4e-4 \
+      --seed 1 --calibration-from assets/lipsync.npz --out assets/lipsync.npz   # fine-tune with long pauses
 
 Single-threaded by default (the machine has two shared cores).  Random 4 s crops, Adam + cosine schedule,
 loss = weighted smooth-L1 on the eight parameters + 0.3 x viseme cross-entropy.  Keeps the checkpoint with
-the best validation loss; weights are stored as float16 (about 1 MB).
+the best validation loss, written by `model.save_weights` (float16, about 1 MB).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import MouthNet, load_torch_net, save_weights
+from .model import MouthNet, load_torch_net, load_weights, save_weights
 from .phonemes import NP, PRS, TUCK, JAW, FUN, STR, TNG  # noqa: F401
 
 CALIBRATION = ("jaw_gain", "lead_ms", "pool_ms", "calibration")   # weights-file fields set after training
@@ -83,7 +83,8 @@ def loss_fn(net, X, Y, V, M):
 
 
 def train(data="build/lipsync", out="assets/lipsync.npz", steps=6000, batch=24, crop=400, lr=2e-3, channels=128,
-          seed=0, threads=1, max_minutes=None, log=print, val_every=250, init=None, lead_ms=0.0):
+          seed=0, threads=1, max_minutes=None, log=print, val_every=250, init=None, lead_ms=0.0,
+          calibration_from=None):
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -96,13 +97,16 @@ def train(data="build/lipsync", out="assets/lipsync.npz", steps=6000, batch=24, 
     if init:                                   # fine-tune from a weights file (keeps its feature normalisation)
         net, meta = load_torch_net(init)
         calibration = {k: meta[k] for k in CALIBRATION if k in meta}   # kept unless the targets are moved
-        if lead:
-            calibration.pop("lead_ms", None)
     else:
         allf = np.concatenate([u[0] for u in tr[:400]])
         net = MouthNet(channels=channels)
         net.mu.copy_(torch.from_numpy(allf.mean(0)))
         net.sd.copy_(torch.from_numpy(allf.std(0) + 1e-3))
+    if calibration_from:                       # the real-mouth calibration of another weights file
+        meta = load_weights(calibration_from)[1]
+        calibration = {k: meta[k] for k in CALIBRATION if k in meta}
+    if lead:
+        calibration.pop("lead_ms", None)
     log(f"train {len(tr)} utts / {sum(len(u[0]) for u in tr) / 6000:.1f} min, val {len(va)} utts, "
         f"{sum(p.numel() for p in net.parameters())} params")
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
@@ -160,9 +164,12 @@ def main(argv=None):
     ap.add_argument("--init", default=None, help="start from this checkpoint (fine-tuning)")
     ap.add_argument("--lead-ms", type=float, default=0.0,
                     help="targets this much earlier than the sound (real articulators lead the audio)")
+    ap.add_argument("--calibration-from", default=None, metavar="WEIGHTS",
+                    help="store this weights file's real-mouth calibration (lead_ms, pool_ms, jaw_gain) with the "
+                         "result (with --init the init file's is kept)")
     a = ap.parse_args(argv)
     train(a.data, a.out, a.steps, a.batch, a.crop, a.lr, a.channels, a.seed, a.threads, a.max_minutes,
-          log=lambda s: print(s, flush=True), init=a.init, lead_ms=a.lead_ms)
+          log=lambda s: print(s, flush=True), init=a.init, lead_ms=a.lead_ms, calibration_from=a.calibration_from)
 
 
 if __name__ == "__main__":
