@@ -100,3 +100,20 @@ def test_piecewise_decoding_and_scan(default_audio, tmp_path):
     assert info.sha256 == hashlib.sha256(whole.samples.tobytes()).hexdigest()
     with pytest.raises(AudioError, match="longer than the limit of 3 s"):
         list(iter_audio(default_audio, 16000, max_seconds=3))
+
+
+@pytest.mark.parametrize("n_mels, fmin, fmax", [(80, 60.0, 7600.0), (40, 50.0, 7600.0)])
+def test_mel_basis_equals_librosa(n_mels, fmin, fmax):
+    """The numpy filter bank (built without importing librosa's filter module, for start-up time) is librosa's
+    Slaney-scale, Slaney-normalised bank for both band settings in use (engine features; lip-sync network)."""
+    import librosa
+    from vasa_core.audio import FMAX, FMIN, N_FFT, N_MELS, mel_basis, mel_frequencies
+    from vasa_core.lipsync.model import MEL_RANGE, N_MELS as LIPSYNC_MELS
+    assert (n_mels, fmin, fmax) in [(N_MELS, FMIN, FMAX), (LIPSYNC_MELS, *MEL_RANGE)]   # the settings in use
+    ours = mel_basis(n_mels, fmin, fmax)
+    ref = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=False,
+                              norm="slaney")
+    assert ours.shape == ref.shape == (n_mels, N_FFT // 2 + 1) and ours.dtype == np.float32
+    assert np.abs(ours - ref).max() <= 1e-6
+    assert np.allclose(mel_frequencies(n_mels + 2, fmin, fmax), librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax),
+                       rtol=1e-12, atol=0)

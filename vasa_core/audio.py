@@ -279,13 +279,46 @@ _MEL_CACHE: dict[tuple, np.ndarray] = {}
 _HANN = np.hanning(WIN).astype(np.float32)
 
 
+# Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz (200/3 Hz per mel), logarithmic above.
+_MEL_HZ_PER_MEL = 200.0 / 3
+_MEL_LOG_HZ = 1000.0                               # Hz where the log part starts
+_MEL_LOG_MEL = _MEL_LOG_HZ / _MEL_HZ_PER_MEL       # the same point in mels (15)
+_MEL_LOG_STEP = np.log(6.4) / 27.0                 # log(Hz) per mel above 1 kHz
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    """Frequencies (Hz) on Slaney's mel scale (the same numbers as `librosa.hz_to_mel`, htk=False)."""
+    hz = np.asarray(hz, np.float64)
+    log_part = _MEL_LOG_MEL + np.log(np.maximum(hz, _MEL_LOG_HZ) / _MEL_LOG_HZ) / _MEL_LOG_STEP
+    return np.where(hz >= _MEL_LOG_HZ, log_part, hz / _MEL_HZ_PER_MEL)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    """Inverse of `hz_to_mel`: mels to Hz (the same numbers as `librosa.mel_to_hz`, htk=False)."""
+    mel = np.asarray(mel, np.float64)
+    log_part = _MEL_LOG_HZ * np.exp(_MEL_LOG_STEP * (np.maximum(mel, _MEL_LOG_MEL) - _MEL_LOG_MEL))
+    return np.where(mel >= _MEL_LOG_MEL, log_part, _MEL_HZ_PER_MEL * mel)
+
+
+def mel_frequencies(n: int, fmin: float, fmax: float) -> np.ndarray:
+    """`n` frequencies (Hz) evenly spaced in mels from `fmin` to `fmax` (as `librosa.mel_frequencies`)."""
+    return mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), int(n)))
+
+
 def mel_basis(n_mels: int = N_MELS, fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
-    """(n_mels, N_FFT // 2 + 1) float32 mel filter bank at 16 kHz (librosa's Slaney filters), cached."""
+    """(n_mels, N_FFT // 2 + 1) float32 mel filter bank at 16 kHz, cached: triangles on Slaney's mel scale with
+    Slaney's area normalisation, equal to `librosa.filters.mel(sr=16000, n_fft=512, ...)` (tested). Built here
+    in numpy because importing librosa's filter module (scipy.signal, numba) costs ~1 s of a cold start."""
     key = (int(n_mels), float(fmin), float(fmax))
     if key not in _MEL_CACHE:
-        import librosa
-        _MEL_CACHE[key] = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=int(n_mels), fmin=fmin,
-                                              fmax=fmax).astype(np.float32)
+        freqs = np.fft.rfftfreq(N_FFT, d=1.0 / SAMPLE_RATE)                   # (N_FFT // 2 + 1,) Hz
+        edges = mel_frequencies(int(n_mels) + 2, fmin, fmax)                   # band i spans edges[i..i+2]
+        width = np.diff(edges)
+        ramps = edges[:, None] - freqs[None, :]
+        rising, falling = -ramps[:-2] / width[:-1, None], ramps[2:] / width[1:, None]
+        weights = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+        weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]                   # Slaney: equal area per band
+        _MEL_CACHE[key] = weights
     return _MEL_CACHE[key]
 
 
