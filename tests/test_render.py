@@ -237,3 +237,29 @@ def test_closed_eyes_show_lid_skin_not_a_dark_slit(which, hopper_renderer, hoppe
         cv2.fillPoly(mask, [np.round(lm[upper + lower[::-1], :2]).astype(np.int32)], 1)
         shares.append(float(np.mean(gray[mask > 0] < 0.6 * np.median(cheeks))))
     assert np.mean(shares) < 0.2, shares
+
+
+def test_mesh_triangulation_is_delaunay(hopper_renderer):
+    """The mesh's OpenCV triangulation (no scipy import at start-up) is qhull's Delaunay triangulation: the same
+    triangles on points in general position (and a repeated point) and on the portrait's mesh points, where
+    only squares of fixed border points could split either way (they never move, so they are never drawn)."""
+    from scipy.spatial import Delaunay
+    from vasa_core.render import delaunay
+
+    def tri_set(tris):
+        return {tuple(sorted(map(int, t))) for t in tris}
+
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        pts = rng.uniform(0, rng.uniform(50, 2000), (int(rng.integers(10, 600)), 2))
+        ours = delaunay(np.concatenate([pts, pts[:1]]))      # the repeated point keeps its first index
+        assert tri_set(ours) == tri_set(Delaunay(pts).simplices)
+        assert np.array_equal(ours, np.array(sorted(map(sorted, ours.tolist()))))    # a fixed order
+    mesh = hopper_renderer.mesh
+    fixed = mesh.n_face + len(mesh.ring1)                    # vertices from here on never move
+    ref = tri_set(Delaunay(mesh.src).simplices)
+    a, b, d = (mesh.src[[t[k] for t in ref]] for k in range(3))
+    area = 0.5 * np.abs((b[:, 0] - a[:, 0]) * (d[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (d[:, 0] - a[:, 0]))
+    ref = {t for t, ar in zip(ref, area) if ar > 1e-3}
+    assert {t for t in tri_set(mesh.tris) if min(t) < fixed} == {t for t in ref if min(t) < fixed}
+    assert len(tri_set(mesh.tris)) == len(ref)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
-from scipy.spatial import Delaunay
 
 from .face import FaceRig, build_rig, deform
 from .motion import PARAMS
@@ -81,6 +80,28 @@ class Mesh:
         return dst, z
 
 
+def delaunay(points: np.ndarray) -> np.ndarray:
+    """Delaunay triangles (K, 3) of vertex indices of `points` (N, 2), with OpenCV's Subdiv2D (importing
+    scipy's qhull would cost ~0.3 s of a cold start). A repeated point keeps its first index. Subdiv2D starts
+    from three virtual vertices outside its rectangle, which can stand in for very thin triangles on the convex
+    hull, so its rectangle is taken a thousand times the points' extent (then equal to qhull on random points).
+    Where four points lie on one circle either split is Delaunay; the mesh has such squares only among its
+    fixed border points, which never move (so their triangles are never drawn). Rows come sorted (each row
+    ascending, rows in lexicographic order): the draw order of triangles at equal depth is fixed."""
+    pts = np.asarray(points, np.float32)
+    margin = 1000.0 * float(np.ptp(pts, 0).max()) + 2.0
+    lo, hi = np.floor(pts.min(0) - margin), np.ceil(pts.max(0) + margin)
+    subdiv = cv2.Subdiv2D((int(lo[0]), int(lo[1]), int(hi[0] - lo[0]), int(hi[1] - lo[1])))
+    index: dict[tuple[float, float], int] = {}
+    for i, (x, y) in enumerate(pts):
+        (vx, vy), _ = subdiv.getVertex(subdiv.insert((float(x), float(y))))
+        index.setdefault((float(np.float32(vx)), float(np.float32(vy))), i)
+    corners = [[(float(x), float(y)) for x, y in tri] for tri in subdiv.getTriangleList().reshape(-1, 3, 2)]
+    tris = np.array([[index[c] for c in tri] for tri in corners if all(c in index for c in tri)], np.int64)
+    tris = np.sort(tris.reshape(-1, 3), 1)
+    return tris[np.lexsort(tris.T[::-1])]
+
+
 def build_mesh(lm: np.ndarray, face_width: float, S: int) -> Mesh:
     """The warp mesh for landmarks `lm` (478, 3) in an S x S portrait."""
     lm = lm.astype(np.float64)
@@ -98,7 +119,7 @@ def build_mesh(lm: np.ndarray, face_width: float, S: int) -> Mesh:
                              np.stack([np.zeros(7), k[1:-1]], 1), np.stack([np.full(7, S - 1.0), k[1:-1]], 1)])
     ring2 = ring2[np.min(np.linalg.norm(ring2[:, None] - border[None], axis=2), 1) > 0.03 * S]
     src = np.concatenate([lm[sel, :2], ring1, ring2, border])
-    tri = Delaunay(src).simplices
+    tri = delaunay(src)
     a, b, d = src[tri[:, 0]], src[tri[:, 1]], src[tri[:, 2]]
     area = 0.5 * np.abs((b[:, 0] - a[:, 0]) * (d[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (d[:, 0] - a[:, 0]))
     far = float(lm[:, 2].max()) + W
