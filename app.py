@@ -45,6 +45,8 @@ from safety.limits import HostLimits, JobTimeout, run_with_timeout  # noqa: E402
 from safety.widgets import Choice, IntChoice, RawAudio, RawImage, RawVideo  # noqa: E402
 from vasa_core import ASSETS, InputError, TalkingFacePipeline, __version__, build_pipeline  # noqa: E402
 from vasa_core.motion import EMOTIONS  # noqa: E402
+from vasa_core.audio import Audio  # noqa: E402
+from vasa_core.pipeline import OUTPUT_SAMPLE_RATE  # noqa: E402
 
 DEFAULT_IMAGE = str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
 DEFAULT_AUDIO = os.environ.get("VASA_DEFAULT_AUDIO") or str(ASSETS / "default_speech.ogg")
@@ -141,12 +143,13 @@ def generate(image, audio, consent, name, selfie, face_index, size, seed, gaze_x
     face = _face_index(face_index)
     progress(0.02, desc="Safety check: files, consent, likeness")
     decision = check_request(image, audio, consent, name, selfie=selfie or None, face_index=face,
-                             max_audio_s=MAX_AUDIO_S, max_image_mp=LIMITS.image_mp)
+                             max_audio_s=MAX_AUDIO_S, max_image_mp=LIMITS.image_mp,
+                             audio_sample_rate=OUTPUT_SAMPLE_RATE)
     if not decision.allowed:
         raise refuse(decision.reason)
     try:
         out, frames, clip, dt, mouth = run_with_timeout(
-            lambda: _generate(decision, audio, size, controls, progress), LIMITS.generate_timeout_s)
+            lambda: _generate(decision, size, controls, progress), LIMITS.generate_timeout_s)
     except JobTimeout:
         _finish(decision.request_id, "timed_out", f"over {LIMITS.generate_timeout_s:g} s")
         raise refuse(f"The video took longer than the {LIMITS.generate_timeout_s:g} s this demo allows, so it "
@@ -169,7 +172,7 @@ def generate(image, audio, consent, name, selfie, face_index, size, seed, gaze_x
     return str(out.path), status
 
 
-def _generate(decision, audio, size: int, controls: dict, progress):
+def _generate(decision, size: int, controls: dict, progress):
     t0 = time.perf_counter()
     face_box = None
     if decision.chosen_face is not None and decision.faces:
@@ -178,8 +181,7 @@ def _generate(decision, audio, size: int, controls: dict, progress):
     pipe = pipeline(size)
     progress(0.1, desc="Analysing the portrait")
     pipe.prepare(rgb, face_box)
-    progress(0.2, desc="Reading the audio")
-    clip = pipe.load_audio(audio, max_seconds=MAX_AUDIO_S)
+    clip = Audio(decision.audio.samples, decision.audio.sample_rate)   # the gate's one decode, at the output rate
     progress(0.3, desc="Generating motion from the voice")
     motion = pipe.motion(clip, **controls)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -610,11 +612,11 @@ def warm_up() -> None:
         from safety.likeness import analyze_faces
         from safety.validate import validate_audio, validate_image
         rgb = validate_image(DEFAULT_IMAGE).rgb
-        validate_audio(DEFAULT_AUDIO, max_seconds=MAX_AUDIO_S)
+        speech = validate_audio(DEFAULT_AUDIO, max_seconds=MAX_AUDIO_S, sample_rate=OUTPUT_SAMPLE_RATE)
         analyze_faces(rgb)
         pipe = pipeline(min(512, SIZES[-1]))
         pipe.prepare(rgb)
-        pipe.motion(pipe.load_audio(DEFAULT_AUDIO))
+        pipe.motion(Audio(speech.samples, speech.sample_rate))
         log.info("models warm")
     except Exception:
         log.exception("warm-up failed; the first request will load the models")

@@ -20,8 +20,8 @@ from safety.consent import Consent, SelfieMatch, record_consent, verify_selfie
 from safety.errors import SafetyError
 from safety.likeness import (BLOCK, MIN_SCREEN_FACE, REVIEW, DetectedFace, Embedder, FaceDetector, FaceEmbedding, Gallery, Screening,
                              screen)
-from safety.validate import (MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, ValidatedAudio, ValidatedImage, input_sha256,
-                             validate_audio, validate_image)
+from safety.validate import (AUDIO_SAMPLE_RATE, MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, ValidatedAudio, ValidatedImage,
+                             input_sha256, validate_audio, validate_image)
 
 __all__ = ["GateDecision", "check_request", "MSG_BLOCKED", "MSG_REVIEW", "MSG_NO_FACE", "MSG_INTERNAL"]
 
@@ -116,7 +116,7 @@ def check_request(image, audio, consent_choice, consent_name, selfie=None, face_
                   max_audio_s: float = 60, *, audit: AuditLog | None = None, gallery: Gallery | None = None,
                   embedder: Embedder | None = None, detector: FaceDetector | None = None,
                   require_speech: bool = True, max_image_mp: float | None = None,
-                  live: bool = False) -> GateDecision:
+                  live: bool = False, audio_sample_rate: int = AUDIO_SAMPLE_RATE) -> GateDecision:
     """Run validate -> consent -> likeness (-> face choice -> selfie) and log the request.
 
     image / audio / selfie: paths, bytes, or already validated objects. consent_choice: one of
@@ -126,7 +126,9 @@ def check_request(image, audio, consent_choice, consent_name, selfie=None, face_
     ``audit``/``gallery``/``embedder``/``detector`` default to the data directory's log and gallery and the
     default dlib models. max_image_mp: a host's lower bound on the portrait's size in megapixels, read from
     the file's header before anything decodes it. live: a live session (no audio file: the microphone's
-    audio is bounded by the session, `max_audio_s`). Never raises for bad input; see :class:`GateDecision`.
+    audio is bounded by the session, `max_audio_s`). audio_sample_rate: the rate (Hz) of the decision's
+    validated audio (default 16 kHz; a caller that writes the audio out asks for its output rate, so that the
+    upload is decoded once). Never raises for bad input; see :class:`GateDecision`.
     """
     state: dict[str, Any] = {"image": None, "audio": None, "consent": None, "screening": None, "selfie": None,
                              "faces": [], "chosen": None, "selfie_sha": None}
@@ -136,7 +138,8 @@ def check_request(image, audio, consent_choice, consent_name, selfie=None, face_
     allowed = False
     try:
         reason = _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_index,
-                      max_audio_s, gallery, embedder, detector, require_speech, max_image_mp, live)
+                      max_audio_s, gallery, embedder, detector, require_speech, max_image_mp, live,
+                      audio_sample_rate)
         allowed = True
     except _Refusal as refusal:
         reason = refusal.reason
@@ -167,7 +170,8 @@ def check_request(image, audio, consent_choice, consent_name, selfie=None, face_
 
 
 def _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_index, max_audio_s,
-         gallery, embedder, detector, require_speech, max_image_mp=None, live=False) -> str:
+         gallery, embedder, detector, require_speech, max_image_mp=None, live=False,
+         audio_sample_rate=AUDIO_SAMPLE_RATE) -> str:
     # 1. validation
     if image is None:
         raise _Refusal("Please upload a portrait image.")
@@ -195,7 +199,8 @@ def _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_
                                f"{max_audio_s:g} s. Please trim it and upload it again.")
             state["audio"] = audio
         else:
-            state["audio"] = validate_audio(audio, max_seconds=float(max_audio_s), require_speech=require_speech)
+            state["audio"] = validate_audio(audio, max_seconds=float(max_audio_s), require_speech=require_speech,
+                                            sample_rate=audio_sample_rate)
     except SafetyError as err:
         raise _Refusal(str(err)) from None
 

@@ -134,6 +134,17 @@ def test_allowed_request_is_logged_with_hashes_only(env):
     assert HOPPER.read_bytes()[1000:1064] not in stored and SPEECH.read_bytes()[5000:5064] not in stored
 
 
+def test_the_gate_decodes_the_audio_once_at_the_callers_rate(env):
+    """The demo asks for its output rate (48 kHz) and uses the decision's samples: no second decoder."""
+    d16 = check_request(HOPPER, SPEECH, CONSENT_PUBLIC_DOMAIN, "Ada Tester", **env)
+    d48 = check_request(HOPPER, SPEECH, CONSENT_PUBLIC_DOMAIN, "Ada Tester", audio_sample_rate=48000, **env)
+    assert d16.allowed and d48.allowed, d48.reason
+    assert d16.audio.sample_rate == 16000 and d48.audio.sample_rate == 48000
+    assert abs(d48.audio.duration_s - d16.audio.duration_s) < 0.002 and len(d48.audio.samples) > 3 * 48000
+    assert d48.audio.speech_s == d16.audio.speech_s > 1.0     # the speech check runs on the same 16 kHz audio
+    assert env["audit"].get(d48.request_id)["audio_sha256"] == _sha(SPEECH)
+
+
 @pytest.mark.parametrize("choice,name,needle", [(None, "Ada", "choose one of the three consent statements"),
                                                 (CONSENT_SELF, "", "type your name")])
 def test_no_consent_no_generation(env, choice, name, needle):
