@@ -34,11 +34,13 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from vasa_core import ASSETS   # the one locator of the shipped files (checkout or installed wheel); imports nothing heavy
+
 from .errors import SafetyError
 
-ROOT = Path(__file__).resolve().parent.parent
-MODEL_PATH = ROOT / "assets" / "detector.pkl"
-EVAL_PATH = ROOT / "assets" / "detector_eval.json"
+ROOT = Path(__file__).resolve().parent.parent   # the checkout (or site-packages): what Ray workers put on their path
+MODEL_PATH = ASSETS / "detector.pkl"
+EVAL_PATH = ASSETS / "detector_eval.json"
 
 ANALYSIS_FPS = 8.0          # face-mesh samples per second of video
 WINDOW_SECONDS = 6.0        # one feature vector per window of this length

@@ -170,8 +170,9 @@ def test_write_reads_the_audio_file_piece_by_piece(monkeypatch, tmp_path, hopper
 
 
 def test_a_wheel_carries_the_assets(tmp_path):
-    """pyproject.toml: assets/ (weights, default speech) ships as package data (vasa_core/assets/ in a wheel),
-    found by vasa_core.ASSETS when installed outside the checkout; the console scripts are declared."""
+    """pyproject.toml: assets/ (weights, default speech, detector model) ships as package data (vasa_core/assets/
+    in a wheel), found by vasa_core.ASSETS (and safety.detector through it) when installed outside the checkout;
+    the console scripts are declared."""
     import os
     import subprocess
     import sys
@@ -191,11 +192,13 @@ def test_a_wheel_carries_the_assets(tmp_path):
                     str(wheel)], check=True, capture_output=True, timeout=300)
     code = ("import vasa_core, vasa_core.lipsync.model as m; "
             "print(vasa_core.ASSETS == m.DEFAULT_WEIGHTS.parent, m.DEFAULT_WEIGHTS.is_file(), "
-            "m.LearnedMouth.load_default().name, vasa_core.ASSETS)")
+            "m.LearnedMouth.load_default().name, vasa_core.ASSETS); "
+            "import safety.detector as d; print(d.MODEL_PATH.parent == vasa_core.ASSETS, "
+            "len(d.load_model().feature_names) > 0, d.EVAL_PATH.is_file())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
                          env=env)
-    assert out.stdout.split() == ["True", "True", "learned", str(tmp_path / "site" / "vasa_core" / "assets")], \
-        out.stdout + out.stderr
+    assert out.stdout.split() == ["True", "True", "learned", str(tmp_path / "site" / "vasa_core" / "assets"),
+                                  "True", "True", "True"], out.stdout + out.stderr
 
 
 def test_validated_audio_at_the_output_rate_feeds_the_engine(tmp_path, hopper_path, short_audio, pipeline256):
