@@ -605,7 +605,8 @@ def build_demo() -> gr.Blocks:
 
 def warm_up() -> None:
     """Load what the first request needs (face detector, identity embedder, voice-activity model, face mesh,
-    lip-sync network) on the default example, so that the first request is no slower than the next.
+    lip-sync network, the watermark's tables, the C2PA signer's libraries) on the default example, and analyse
+    its portrait for the face the gate will pick (cached), so that the first request is no slower than the next.
     Writes nothing (no audit row, no file); a failure only means the first request loads the models.
     `serve` runs it on a thread; requests arriving meanwhile wait for it (`_WARM`) instead of racing it."""
     try:
@@ -613,10 +614,12 @@ def warm_up() -> None:
         from safety.validate import validate_audio, validate_image
         rgb = validate_image(DEFAULT_IMAGE).rgb
         speech = validate_audio(DEFAULT_AUDIO, max_seconds=MAX_AUDIO_S, sample_rate=OUTPUT_SAMPLE_RATE)
-        analyze_faces(rgb)
+        faces = analyze_faces(rgb)
         pipe = pipeline(min(512, SIZES[-1]))
-        pipe.prepare(rgb)
+        pipe.prepare(rgb, tuple(faces[0].face.box) if len(faces) == 1 else None)   # the face the gate will pick
         pipe.motion(Audio(speech.samples, speech.sample_rate))
+        pipe.marker.embedder(pipe.marker.new_payload(), pipe.size, pipe.size)  # watermark module and tables
+        import safety.provenance  # noqa: F401  (the C2PA signer's libraries; nothing is signed here)
         log.info("models warm")
     except Exception:
         log.exception("warm-up failed; the first request will load the models")
