@@ -605,9 +605,10 @@ def build_demo() -> gr.Blocks:
 
 def warm_up() -> None:
     """Load what the first request needs (face detector, identity embedder, voice-activity model, face mesh,
-    lip-sync network, the watermark's tables, the C2PA signer's libraries) on the default example, and analyse
+    lip-sync network, the watermark's tables, the C2PA signer and its certificate) on the default example, and analyse
     its portrait for the face the gate will pick (cached), so that the first request is no slower than the next.
-    Writes nothing (no audit row, no file); a failure only means the first request loads the models.
+    Writes no audit row and no output file (only what the first request would make anyway: the installation's
+    signing certificate, once, and the audit log's tables); a failure only means the first request loads them.
     `serve` runs it on a thread; requests arriving meanwhile wait for it (`_WARM`) instead of racing it."""
     try:
         from safety.likeness import analyze_faces
@@ -619,7 +620,9 @@ def warm_up() -> None:
         pipe.prepare(rgb, tuple(faces[0].face.box) if len(faces) == 1 else None)   # the face the gate will pick
         pipe.motion(Audio(speech.samples, speech.sample_rate))
         pipe.marker.embedder(pipe.marker.new_payload(), pipe.size, pipe.size)  # watermark module and tables
-        import safety.provenance  # noqa: F401  (the C2PA signer's libraries; nothing is signed here)
+        from safety.provenance import ensure_demo_certificate
+        ensure_demo_certificate()    # the installation's signing certificate: the first signing would make it
+        pipe.publisher.audit         # and open the audit log (no row is written)
         log.info("models warm")
     except Exception:
         log.exception("warm-up failed; the first request will load the models")
