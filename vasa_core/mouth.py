@@ -38,9 +38,8 @@ class MouthModel(Protocol):
 @lru_cache(maxsize=1)
 def _mel_centres() -> np.ndarray:
     """Centre frequency (Hz) of each of the feature extractor's mel bands."""
-    import librosa
-    from .audio import FMAX, FMIN, N_MELS
-    return librosa.mel_frequencies(n_mels=N_MELS + 2, fmin=FMIN, fmax=FMAX)[1:-1]
+    from .audio import FMAX, FMIN, N_MELS, mel_frequencies
+    return mel_frequencies(N_MELS + 2, FMIN, FMAX)[1:-1]
 
 
 def _band(mel: np.ndarray, lo_hz: float, hi_hz: float) -> np.ndarray:
