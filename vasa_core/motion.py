@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,7 @@ class MotionSequence:
 # --- the generator ---------------------------------------------------------------------------------------
 
 LOOKAHEAD = 2   # frames of prosody the generator reads ahead (80 ms at 25 fps; the mouth needs more anyway)
+STEADY_S = 1.5   # the medium head sway's spread is held steady over windows of about this s.d. (seconds)
 
 
 @dataclass(frozen=True)
@@ -185,16 +187,16 @@ class MotionAmplitudes:
 
     Head rotation, degrees (s.d. per part; fast ~0.2 s motion, medium ~0.7 s sway, slow drift; the fast and
     medium parts are at 30% in silence and full while speaking):"""
-    # (medium yaw/pitch and medium/slow roll raised from 3.4 / 2.8 / 2.8 / 1.2: on 28 speech clips of 5 s or
-    # more x 2 seeds, runs with Delta-P 0.38-0.5 and every axis' s.d. 2-5 deg went from 35 to 46 of 56; the
-    # roll s.d. median from 2.1 to 2.4 deg; `python -m vasa_core.stats`)
-    yaw_fast_deg: float = 1.8
-    yaw_medium_deg: float = 3.6
+    # (the medium sway's spread held steady over a few seconds (`STEADY_S`) and the fast parts lowered from
+    # 1.8 / 1.4 / 1.4: on 22 speech clips of 5 s or more x 4 seeds, runs with Delta-P 0.38-0.5 and every axis'
+    # s.d. 2-5 deg went from 59 to 78 of 88; `python -m vasa_core.stats --min-seconds 5`)
+    yaw_fast_deg: float = 1.1
+    yaw_medium_deg: float = 3.4
     yaw_slow_deg: float = 1.4
-    pitch_fast_deg: float = 1.4
+    pitch_fast_deg: float = 0.85
     pitch_medium_deg: float = 3.0
     pitch_slow_deg: float = 0.9
-    roll_fast_deg: float = 1.4
+    roll_fast_deg: float = 0.85
     roll_medium_deg: float = 3.2
     roll_slow_deg: float = 1.5
     # nods on loudness onsets: peak nod (degrees, downwards) = nod_deg * tanh(nod_gain * drive)
@@ -244,29 +246,62 @@ class MotionAmplitudes:
 AMPLITUDES = MotionAmplitudes()
 
 
+def _gauss(sigma: float, reach: float) -> np.ndarray:
+    """A Gaussian kernel of s.d. `sigma` samples, out to `reach` s.d. either side (not normalised)."""
+    r = int(reach * sigma) + 1
+    return np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+
+
+def _standardise(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x minus its local mean, over its local s.d. (window w, summing to 1), at the len(x) - len(w) + 1
+    centres where the window fits."""
+    mean = np.convolve(x, w, mode="valid")
+    var = np.convolve(x * x, w, mode="valid") - mean ** 2
+    return (x[len(w) // 2:len(x) - len(w) // 2] - mean) / np.sqrt(np.maximum(var, 1e-12))
+
+
+@lru_cache(maxsize=None)
+def _steady_gain(kernel: tuple, window: tuple) -> float:
+    """The factor that gives locally standardised noise a long-run s.d. of 1 (measured on a fixed draw)."""
+    white = np.random.default_rng(0).standard_normal(40000)
+    return float(1.0 / _standardise(np.convolve(white, kernel, mode="valid"), np.asarray(window)).std())
+
+
 class _SmoothNoise:
     """Unit-variance Gaussian-filtered white noise with correlation time `tau_s`, one value per frame.
 
     The white noise does not depend on the audio, so it is simply drawn ahead of time; filtering it with a
     centred kernel therefore adds no latency. The kernel is scaled so the output's variance is exactly 1.
+
+    steady_s > 0 also takes out the noise's own local mean and divides by its local s.d. (a Gaussian window of
+    s.d. `steady_s` seconds around the frame, over the same drawn-ahead noise; rescaled to a long-run s.d. of
+    1): its spread over any few seconds is then close to 1, not only on average. A sway with tau ~0.6 s has
+    only a handful of swings in a 5-s clip; without this its s.d. over 6 s ranged 0.38-1.25 (5-95%, 200
+    draws), with it 0.7-1.1.
     """
 
-    def __init__(self, rng: np.random.Generator, fps: float, tau_s: float):
-        sigma = tau_s * fps
-        r = int(4 * sigma) + 1
-        k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    def __init__(self, rng: np.random.Generator, fps: float, tau_s: float, steady_s: float = 0.0):
+        k = _gauss(tau_s * fps, 4.0)
         self._k = k / np.sqrt(np.sum(k ** 2))
+        self._w = None
+        if steady_s > 0:
+            w = _gauss(steady_s * fps, 3.0)
+            self._w = w / w.sum()
+            self._gain = _steady_gain(tuple(self._k), tuple(self._w))
+        self._need = len(self._k) + (0 if self._w is None else len(self._w) - 1)
         self._rng = rng
-        self._white = rng.standard_normal(len(k) + 256)
+        self._white = rng.standard_normal(self._need + 256)
         self._i = 0
 
     def next(self) -> float:
-        if self._i + len(self._k) > len(self._white):
+        if self._i + self._need > len(self._white):
             self._white = np.concatenate([self._white[self._i:], self._rng.standard_normal(256)])
             self._i = 0
-        value = float(self._k @ self._white[self._i:self._i + len(self._k)])
+        seg = self._white[self._i:self._i + self._need]
         self._i += 1
-        return value
+        if self._w is None:
+            return float(self._k @ seg)
+        return self._gain * float(_standardise(np.convolve(seg, self._k, mode="valid"), self._w)[0])
 
 
 class _Lag:
@@ -311,12 +346,13 @@ class MotionGenerator:
         self.fps, self.c, self.a = float(fps), controls, amplitudes
         streams = np.random.SeedSequence(controls.seed).spawn(20)
         rng = [np.random.default_rng(s) for s in streams]
-        noise = lambda k, tau: _SmoothNoise(rng[k], fps, tau)
+        noise = lambda k, tau, steady=0.0: _SmoothNoise(rng[k], fps, tau, steady)
         self._n = {"yaw_f": noise(0, 0.18), "yaw_s": noise(1, 1.5), "pitch_f": noise(2, 0.15),
                    "pitch_s": noise(3, 1.2), "roll_f": noise(4, 0.2), "roll_s": noise(5, 1.8),
                    "tx": noise(6, 2.0), "ty": noise(7, 2.0), "brow": noise(8, 1.5), "smile": noise(9, 2.0),
                    "cheek": noise(13, 2.0), "lid": noise(14, 1.5), "scale": noise(15, 2.5),
-                   "pitch_m": noise(16, 0.5), "roll_m": noise(17, 0.55), "yaw_m": noise(18, 0.6)}
+                   "pitch_m": noise(16, 0.5, STEADY_S), "roll_m": noise(17, 0.55, STEADY_S),
+                   "yaw_m": noise(18, 0.6, STEADY_S)}
         self._rng_blink, self._rng_fix, self._rng_turn = rng[10], rng[11], rng[12]
         self._pending: list[np.ndarray] = []      # prosody rows not yet turned into motion
         self._levels: list[float] = []           # speech level of recent frames (for pause detection)
