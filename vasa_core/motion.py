@@ -188,15 +188,15 @@ class MotionAmplitudes:
     Head rotation, degrees (s.d. per part; fast ~0.2 s motion, medium ~0.7 s sway, slow drift; the fast and
     medium parts are at 30% in silence and full while speaking):"""
     # (the medium sway's spread held steady over a few seconds (`STEADY_S`) and the fast parts lowered from
-    # 1.8 / 1.4 / 1.4: on 22 speech clips of 5 s or more x 4 seeds, runs with Delta-P 0.38-0.5 and every axis'
-    # s.d. 2-5 deg went from 59 to 78 of 88; `python -m vasa_core.stats --min-seconds 5`)
-    yaw_fast_deg: float = 1.1
+    # 1.8 / 1.4 / 1.4: on the 29 speech clips of 5 s or more of ../shared/media x 4 seeds, runs with Delta-P
+    # 0.38-0.5 and every axis' s.d. 2-5 deg went from 76 to 103 of 116; `python -m vasa_core.stats`)
+    yaw_fast_deg: float = 1.0
     yaw_medium_deg: float = 3.4
     yaw_slow_deg: float = 1.4
-    pitch_fast_deg: float = 0.85
+    pitch_fast_deg: float = 0.75
     pitch_medium_deg: float = 3.0
     pitch_slow_deg: float = 0.9
-    roll_fast_deg: float = 0.85
+    roll_fast_deg: float = 0.75
     roll_medium_deg: float = 3.2
     roll_slow_deg: float = 1.5
     # nods on loudness onsets: peak nod (degrees, downwards) = nod_deg * tanh(nod_gain * drive)
