@@ -1,12 +1,14 @@
 """Fine-tune the lip-sync network on real mouths mixed with the exact synthetic labels.
 
     python -m vasa_core.lipsync.realtune --tracks build/real.json --data build/lipsync4 --init assets/lipsync.npz \
-        --out build/lipsync_real.npz [--folds 2 --holdout 0] [--steps 300] [--real-weight 1.0]
+        --out build/lipsync_real.npz [--folds 2 --holdout 0] [--steps 300] [--real-weight 1.0] [--loss l1|corr]
 
 `--tracks` is the JSON that `python -m vasa_core.lipsync.evaluate --real DIR --save X.json` writes (every clip's
 tracked real inner-lip gap, its speech mask and file name); the clips' audio is read again from the folders
 named in it. Real targets: only jaw_open, the clip's inner-lip gap scaled to its own 5-95% range (times 0.7,
 about the synthetic jaw range); every other parameter keeps learning from the synthetic labels only.
+`--loss corr` instead scores the jaw by 1 - Pearson r with the real gap per crop (free of each speaker's range).
+Neither helped on held-out speakers (docs/lipsync.md "Learning from the real clips"): this is an experiment tool.
 Leave-speaker-out: `--folds F --holdout K` trains on the speakers not in fold K (speakers are assigned to
 folds in sorted order, round robin) and lists the held-out clips, so `evaluate --real` scores them as unseen.
 """
@@ -58,6 +60,17 @@ def real_items(tracks_json: str, dirs: list[str], folds: int, holdout: int | Non
     return items, held
 
 
+def corr_loss(p: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Mean over crops of 1 - Pearson r between p and y (B, T) on the frames where m (B, T) is 1."""
+    n = m.sum(1).clamp(min=1)
+    pm = (p * m).sum(1, keepdim=True) / n[:, None]
+    ym = (y * m).sum(1, keepdim=True) / n[:, None]
+    pc, yc = (p - pm) * m, (y - ym) * m
+    r = (pc * yc).sum(1) / ((pc ** 2).sum(1).sqrt() * (yc ** 2).sum(1).sqrt() + 1e-6)
+    ok = (m.sum(1) >= 50).float()                                # crops with >= 0.5 s of tracked mouth
+    return ((1 - r) * ok).sum() / ok.sum().clamp(min=1)
+
+
 def real_batch(items, rng, batch, crop):
     X = np.zeros((batch, crop, items[0][0].shape[1]), np.float32)
     Y = np.zeros((batch, crop), np.float32)
@@ -86,6 +99,8 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--real-weight", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--loss", choices=("l1", "corr"), default="l1",
+                    help="real-mouth loss: smooth L1 to the scaled gap, or 1 - Pearson r per crop")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)
@@ -106,7 +121,10 @@ def main(argv=None):
         loss_s, _ = loss_fn(net, *make_batch(syn, rng, 16, 400))
         X, Y, M = real_batch(items, rng, 8, 400)
         p, _ = net(X)
-        loss_r = (F.smooth_l1_loss(p[..., JAW], Y, reduction="none", beta=0.1) * M).sum() / M.sum().clamp(min=1)
+        if a.loss == "corr":       # 1 - Pearson r per crop: what the evaluation scores, free of each speaker's range
+            loss_r = corr_loss(p[..., JAW], Y, M)
+        else:
+            loss_r = (F.smooth_l1_loss(p[..., JAW], Y, reduction="none", beta=0.1) * M).sum() / M.sum().clamp(min=1)
         loss = loss_s + a.real_weight * loss_r
         opt.zero_grad(set_to_none=True)
         loss.backward()
