@@ -71,10 +71,10 @@ def make_batch(utts, rng, batch, crop):
     return torch.from_numpy(X), torch.from_numpy(Y), torch.from_numpy(V), torch.from_numpy(M)
 
 
-def loss_fn(net, X, Y, V, M):
+def loss_fn(net, X, Y, V, M, closure_weight: float = 3.0):
     p, logits = net(X)
     l = F.smooth_l1_loss(p, Y, reduction="none", beta=0.1) * PARAM_W
-    l[..., PRS] = l[..., PRS] * (1 + 3 * (Y[..., PRS] > 0.5))     # closures are rare and must not be missed
+    l[..., PRS] = l[..., PRS] * (1 + closure_weight * (Y[..., PRS] > 0.5))   # closures are rare and must not be missed
     lp = (l.sum(-1) * M).sum() / (M.sum() * PARAM_W.sum())
     lv = (F.cross_entropy(logits.transpose(1, 2), V, reduction="none") * M).sum() / M.sum()
     return lp + 0.3 * lv, lp
@@ -84,7 +84,7 @@ def loss_fn(net, X, Y, V, M):
 
 def train(data="build/lipsync", out="assets/lipsync.npz", steps=6000, batch=24, crop=400, lr=2e-3, channels=128,
           seed=0, threads=1, max_minutes=None, log=print, val_every=250, init=None, lead_ms=0.0,
-          calibration_from=None):
+          calibration_from=None, closure_weight=3.0):
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -124,7 +124,7 @@ def train(data="build/lipsync", out="assets/lipsync.npz", steps=6000, batch=24, 
     for step in range(steps):
         net.train()
         X, Y, V, M = make_batch(tr, rng, batch, crop)
-        loss, lp = loss_fn(net, X, Y, V, M)
+        loss, lp = loss_fn(net, X, Y, V, M, closure_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -135,7 +135,7 @@ def train(data="build/lipsync", out="assets/lipsync.npz", steps=6000, batch=24, 
         if (step + 1) % val_every == 0 or last:
             net.eval()
             with torch.no_grad():
-                vl = float(np.mean([loss_fn(net, *b)[1].item() for b in vbatches]))
+                vl = float(np.mean([loss_fn(net, *b, closure_weight)[1].item() for b in vbatches]))
             hist.append({"step": step + 1, "train": round(lp.item(), 5), "val": round(vl, 5),
                          "min": round((time.time() - t0) / 60, 2)})
             log(json.dumps(hist[-1]))
@@ -167,9 +167,12 @@ def main(argv=None):
     ap.add_argument("--calibration-from", default=None, metavar="WEIGHTS",
                     help="store this weights file's real-mouth calibration (lead_ms, pool_ms, jaw_gain) with the "
                          "result (with --init the init file's is kept)")
+    ap.add_argument("--closure-weight", type=float, default=3.0,
+                    help="extra loss weight on lip-press frames inside a p/b/m closure (x (1 + this))")
     a = ap.parse_args(argv)
     train(a.data, a.out, a.steps, a.batch, a.crop, a.lr, a.channels, a.seed, a.threads, a.max_minutes,
-          log=lambda s: print(s, flush=True), init=a.init, lead_ms=a.lead_ms, calibration_from=a.calibration_from)
+          log=lambda s: print(s, flush=True), init=a.init, lead_ms=a.lead_ms, calibration_from=a.calibration_from,
+          closure_weight=a.closure_weight)
 
 
 if __name__ == "__main__":
