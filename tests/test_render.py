@@ -263,3 +263,37 @@ def test_mesh_triangulation_is_delaunay(hopper_renderer):
     ref = {t for t, ar in zip(ref, area) if ar > 1e-3}
     assert {t for t in tri_set(mesh.tris) if min(t) < fixed} == {t for t in ref if min(t) < fixed}
     assert len(tri_set(mesh.tris)) == len(ref)
+
+
+@pytest.mark.parametrize("which", ["hopper", "astronaut"])
+def test_half_closed_eye_shows_the_iris_under_the_lid_not_through_it(which, hopper_renderer, hopper_portrait,
+                                                                      astronaut_portrait):
+    """Mid-blink (0.45-0.7, the values a 4-7-frame blink passes through) the upper lid comes down over the top
+    of the iris and the rest of the iris is seen as it is, not cross-faded with the closed-lid texture (a ghost
+    iris through the lid): the visible lower half of each iris does not grow lighter against the cheeks as the
+    lid comes down (the former cross-fade from blink 0.35 on lifted it by 20-30% between 0.45 and 0.65)."""
+    if which == "hopper":
+        portrait, renderer = hopper_portrait, hopper_renderer
+    else:
+        portrait, renderer = astronaut_portrait, Renderer(astronaut_portrait, device="cpu")
+
+    def iris_contrast(blink: float) -> np.ndarray:
+        """cheek brightness - brightness of the lower half of each iris (right, left), grey levels"""
+        f = {"blink_l": blink, "blink_r": blink}
+        gray = cv2.cvtColor(renderer.render(f), cv2.COLOR_RGB2GRAY).astype(float)
+        lm = renderer.landmarks(f)
+        cheeks = np.median(np.concatenate([gray[int(lm[k, 1]) - 4:int(lm[k, 1]) + 5,
+                                                int(lm[k, 0]) - 4:int(lm[k, 0]) + 5].ravel() for k in (50, 280)]))
+        out = []
+        for centre, ring in ((468, range(469, 473)), (473, range(474, 478))):
+            c = lm[centre, :2]
+            radius = float(np.mean(np.linalg.norm(lm[list(ring), :2] - c, axis=1)))
+            x, y = int(round(c[0])), int(round(c[1] + 0.45 * radius))
+            h = max(1, int(0.2 * radius))
+            out.append(cheeks - gray[y - h:y + h + 1, x - h:x + h + 1].mean())
+        return np.array(out)
+
+    assert np.all(iris_contrast(0.0) > 40)                      # the irises are dark in the open eye
+    before = iris_contrast(0.45)
+    for blink in (0.55, 0.65):
+        assert np.all(iris_contrast(blink) > 0.9 * before), (blink, iris_contrast(blink), before)

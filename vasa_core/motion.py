@@ -186,7 +186,7 @@ class MotionAmplitudes:
     (pose) parts; the face parts are not scaled by it.
 
     Head rotation, degrees (s.d. per part; fast ~0.2 s motion, medium ~0.7 s sway, slow drift; the fast and
-    medium parts are at 30% in silence and full while speaking):"""
+    medium parts are at `silent_share` (30%) in silence and full while speaking):"""
     # (the medium sway's spread held steady over a few seconds (`STEADY_S`) and the fast parts lowered from
     # 1.8 / 1.4 / 1.4: on the 29 speech clips of 5 s or more of ../shared/media x 4 seeds, runs with Delta-P
     # 0.38-0.5 and every axis' s.d. 2-5 deg went from 76 to 103 of 116; `python -m vasa_core.stats`)
@@ -199,6 +199,8 @@ class MotionAmplitudes:
     roll_fast_deg: float = 0.75
     roll_medium_deg: float = 3.2
     roll_slow_deg: float = 1.5
+    # the fast and medium parts in silence, as a share of their size while speaking
+    silent_share: float = 0.3
     # nods on loudness onsets: peak nod (degrees, downwards) = nod_deg * tanh(nod_gain * drive)
     nod_deg: float = 3.0
     nod_gain: float = 3.5
@@ -442,7 +444,7 @@ class MotionGenerator:
         speaking = min(1.0, lookahead_level / 0.2)
         tau = 0.2 if speaking > self._activity else 0.8
         self._activity += (speaking - self._activity) * (1 - np.exp(-dt / tau))
-        live = 0.3 + 0.7 * self._activity
+        live = a.silent_share + (1 - a.silent_share) * self._activity
 
         # nods: a loudness onset LOOKAHEAD frames ahead starts a nod that peaks on the syllable
         prev = self._smooth_level

@@ -317,8 +317,10 @@ def close_mouth(portrait: Portrait) -> Portrait:
 
 def _lid_weight(blink: float) -> float:
     """How much of an eye is drawn from its closed-lid texture (0 open .. 1 shut) at a blink amount: none up
-    to 0.35, all from 0.85, smoothstep between."""
-    w = float(np.clip((blink - 0.35) / 0.5, 0, 1))
+    to 0.7, all from 0.95, smoothstep between. Up to 0.7 the warp alone closes the eye (the lid comes down over
+    the iris, which is clipped by it); a cross-fade there showed a faint iris through the lid (it began at
+    0.35 until 2026-12-02), so it is kept to the last narrow slit."""
+    w = float(np.clip((blink - 0.7) / 0.25, 0, 1))
     return w * w * (3 - 2 * w)
 
 class Renderer:
