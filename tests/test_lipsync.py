@@ -136,6 +136,56 @@ def test_train_a_few_steps(tmp_path):
     assert y.shape == (25, 8) and y.dtype == np.float32
 
 
+def test_vocal_tract_warp_moves_formants_and_keeps_the_rest():
+    """`--vtlp`: alpha 1 leaves the features alone; alpha > 1 (a shorter vocal tract) moves a spectral peak to a
+    higher mel bin, alpha < 1 to a lower one; frequency masks fill bands with the crop's mean; shapes kept."""
+    from vasa_core.lipsync.train import augment_features, warp_source_bins
+    assert np.allclose(warp_source_bins(1.0), np.arange(40))
+    x = np.full((50, 40), -8.0, np.float32)
+    x[:, 20] = 0.0                                               # a formant at bin 20
+    rng = np.random.default_rng(0)
+    peaks = {}
+    for alpha in (0.85, 1.15):
+        src = warp_source_bins(alpha)
+        assert np.all(np.diff(src) >= 0) and src.min() >= 0 and src.max() <= 39
+        lo = np.floor(src).astype(int)
+        hi = np.minimum(lo + 1, 39)
+        w = src - lo
+        peaks[alpha] = int(np.argmax((x[:, lo] * (1 - w) + x[:, hi] * w)[0]))
+    assert peaks[0.85] < 20 < peaks[1.15]
+    y = augment_features(x, rng, vtlp=0.15, freq_masks=3)
+    assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
+    assert np.array_equal(augment_features(x, rng), x)
+
+
+def test_open_vowel_weight_makes_false_closures_cost_more():
+    """`--open-weight`: a lip press predicted in an open vowel (jaw target > 0.3, no press) costs more; a press
+    inside a closure costs the same."""
+    from vasa_core.lipsync.phonemes import JAW, NP, PRS
+    from vasa_core.lipsync.train import loss_fn
+
+    class Fixed(torch.nn.Module):                 # a "network" that always predicts the given parameters
+        def __init__(self, p):
+            super().__init__()
+            self.p = p
+
+        def forward(self, X):
+            return self.p, torch.zeros(*self.p.shape[:2], 10)
+
+    Y = torch.zeros(1, 4, NP)
+    Y[0, :2, JAW] = 0.6                           # frames 0-1: an open vowel; frames 2-3: a closure
+    Y[0, 2:, PRS] = 1.0
+    V, M, X = torch.zeros(1, 4, dtype=torch.long), torch.ones(1, 4), torch.zeros(1, 4, 40)
+    false_press = Y.clone()
+    false_press[0, :2, PRS] = 0.8
+    missed = Y.clone()
+    missed[0, 2:, PRS] = 0.2
+    for pred, grows in ((false_press, True), (missed, False)):
+        base = loss_fn(Fixed(pred), X, Y, V, M, closure_weight=3.0)[1].item()
+        weighted = loss_fn(Fixed(pred), X, Y, V, M, closure_weight=3.0, open_weight=5.0)[1].item()
+        assert (weighted > 1.5 * base) if grows else np.isclose(weighted, base), (base, weighted)
+
+
 @pytest.fixture(scope="module")
 def shipped():
     assert DEFAULT_WEIGHTS.exists(), "assets/lipsync.npz missing: run python -m vasa_core.lipsync.train"

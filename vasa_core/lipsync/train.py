@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import MouthNet, load_torch_net, load_weights, save_weights
+from ..audio import hz_to_mel, mel_frequencies
+from .model import MEL_RANGE, N_MELS, MouthNet, load_torch_net, load_weights, save_weights
 from .phonemes import NP, PRS, TUCK, JAW, FUN, STR, TNG  # noqa: F401
 
 CALIBRATION = ("jaw_gain", "lead_ms", "pool_ms", "calibration")   # weights-file fields set after training
@@ -55,7 +56,35 @@ def load_split(d: Path, lead_frames: int = 0):
     return utts
 
 
-def make_batch(utts, rng, batch, crop):
+def warp_source_bins(alpha: float, n_mels: int = N_MELS) -> np.ndarray:
+    """Fractional source bin for each of the `n_mels` log-mel bins when the vocal tract is `alpha` times shorter
+    (every formant `alpha` times higher; vocal tract length perturbation): bin j then shows what the original
+    speech had at f_j / alpha. (n_mels,) float64, clipped to the bank."""
+    centres = mel_frequencies(n_mels + 2, *MEL_RANGE)[1:-1]
+    mel = hz_to_mel(np.clip(centres / alpha, centres[0], centres[-1]))
+    return np.interp(mel, hz_to_mel(centres), np.arange(n_mels, dtype=np.float64))
+
+
+def augment_features(x: np.ndarray, rng, vtlp: float = 0.0, freq_masks: int = 0) -> np.ndarray:
+    """Speaker and channel augmentation of one crop's log-mel (T, n_mels), on the features so the shards need
+    not be regenerated: a random vocal-tract-length warp (alpha uniform in 1 +- `vtlp`; the data's 33 MBROLA
+    voices and 22 espeak-ng variants are few speakers next to real speech), and up to `freq_masks` bands of
+    1-4 bins set to the crop's mean there (a missing or notched band: telephone, music, room)."""
+    if vtlp > 0:
+        src = warp_source_bins(float(rng.uniform(1 - vtlp, 1 + vtlp)), x.shape[1])
+        lo = np.floor(src).astype(int)
+        hi = np.minimum(lo + 1, x.shape[1] - 1)
+        w = (src - lo).astype(np.float32)
+        x = x[:, lo] * (1 - w) + x[:, hi] * w
+    for _ in range(int(rng.integers(0, freq_masks + 1)) if freq_masks else 0):
+        width = int(rng.integers(1, 5))
+        f0 = int(rng.integers(0, x.shape[1] - width + 1))
+        x = x.copy()
+        x[:, f0:f0 + width] = x[:, f0:f0 + width].mean()
+    return x
+
+
+def make_batch(utts, rng, batch, crop, vtlp: float = 0.0, freq_masks: int = 0):
     X = np.zeros((batch, crop, utts[0][0].shape[1]), np.float32)
     Y = np.zeros((batch, crop, NP), np.float32)
     V = np.zeros((batch, crop), np.int64)
@@ -68,13 +97,20 @@ def make_batch(utts, rng, batch, crop):
         X[b, :m], Y[b, :m], V[b, :m], M[b, :m] = f[s:s + m], y[s:s + m], v[s:s + m], 1
         if m < crop:
             X[b, m:] = f.min(0)                   # pad with "silence"
+        if vtlp or freq_masks:
+            X[b] = augment_features(X[b], rng, vtlp, freq_masks)
     return torch.from_numpy(X), torch.from_numpy(Y), torch.from_numpy(V), torch.from_numpy(M)
 
 
-def loss_fn(net, X, Y, V, M, closure_weight: float = 3.0):
+OPEN_JAW = 0.3     # --open-weight applies where the jaw target is above this and there is no press
+
+
+def loss_fn(net, X, Y, V, M, closure_weight: float = 3.0, open_weight: float = 0.0):
     p, logits = net(X)
     l = F.smooth_l1_loss(p, Y, reduction="none", beta=0.1) * PARAM_W
-    l[..., PRS] = l[..., PRS] * (1 + closure_weight * (Y[..., PRS] > 0.5))   # closures are rare and must not be missed
+    # closures are rare and must not be missed; a press where there is none (a false closure) can cost extra too
+    l[..., PRS] = l[..., PRS] * (1 + closure_weight * (Y[..., PRS] > 0.5)
+                                 + open_weight * ((Y[..., JAW] > OPEN_JAW) & (Y[..., PRS] < 0.1)))
     lp = (l.sum(-1) * M).sum() / (M.sum() * PARAM_W.sum())
     lv = (F.cross_entropy(logits.transpose(1, 2), V, reduction="none") * M).sum() / M.sum()
     return lp + 0.3 * lv, lp
@@ -84,7 +120,7 @@ def loss_fn(net, X, Y, V, M, closure_weight: float = 3.0):
 
 def train(data="build/lipsync", out="assets/lipsync.npz", steps=6000, batch=24, crop=400, lr=2e-3, channels=128,
           seed=0, threads=1, max_minutes=None, log=print, val_every=250, init=None, lead_ms=0.0,
-          calibration_from=None, closure_weight=3.0):
+          calibration_from=None, closure_weight=3.0, vtlp=0.0, freq_masks=0, open_weight=0.0):
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -123,8 +159,8 @@ def train(data="build/lipsync", out="assets/lipsync.npz", steps=6000, batch=24, 
     best, t0, hist = float("inf"), time.time(), []
     for step in range(steps):
         net.train()
-        X, Y, V, M = make_batch(tr, rng, batch, crop)
-        loss, lp = loss_fn(net, X, Y, V, M, closure_weight)
+        X, Y, V, M = make_batch(tr, rng, batch, crop, vtlp, freq_masks)
+        loss, lp = loss_fn(net, X, Y, V, M, closure_weight, open_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -135,7 +171,7 @@ def train(data="build/lipsync", out="assets/lipsync.npz", steps=6000, batch=24, 
         if (step + 1) % val_every == 0 or last:
             net.eval()
             with torch.no_grad():
-                vl = float(np.mean([loss_fn(net, *b, closure_weight)[1].item() for b in vbatches]))
+                vl = float(np.mean([loss_fn(net, *b, closure_weight, open_weight)[1].item() for b in vbatches]))
             hist.append({"step": step + 1, "train": round(lp.item(), 5), "val": round(vl, 5),
                          "min": round((time.time() - t0) / 60, 2)})
             log(json.dumps(hist[-1]))
@@ -169,10 +205,17 @@ def main(argv=None):
                          "result (with --init the init file's is kept)")
     ap.add_argument("--closure-weight", type=float, default=3.0,
                     help="extra loss weight on lip-press frames inside a p/b/m closure (x (1 + this))")
+    ap.add_argument("--open-weight", type=float, default=0.0,
+                    help="extra loss weight on lip press in open-vowel frames (jaw target > 0.3, no press): "
+                         "false closures cost x (1 + this)")
+    ap.add_argument("--vtlp", type=float, default=0.0,
+                    help="vocal-tract-length warp of the training features, alpha in 1 +- this (e.g. 0.12)")
+    ap.add_argument("--freq-masks", type=int, default=0, help="up to this many masked mel bands per crop")
     a = ap.parse_args(argv)
     train(a.data, a.out, a.steps, a.batch, a.crop, a.lr, a.channels, a.seed, a.threads, a.max_minutes,
           log=lambda s: print(s, flush=True), init=a.init, lead_ms=a.lead_ms, calibration_from=a.calibration_from,
-          closure_weight=a.closure_weight)
+          closure_weight=a.closure_weight, vtlp=a.vtlp, freq_masks=a.freq_masks,
+          open_weight=a.open_weight)
 
 
 if __name__ == "__main__":
