@@ -139,7 +139,7 @@ def test_train_a_few_steps(tmp_path):
 def test_vocal_tract_warp_moves_formants_and_keeps_the_rest():
     """`--vtlp`: alpha 1 leaves the features alone; alpha > 1 (a shorter vocal tract) moves a spectral peak to a
     higher mel bin, alpha < 1 to a lower one; frequency masks fill bands with the crop's mean; shapes kept."""
-    from vasa_core.lipsync.train import augment_features, warp_source_bins
+    from vasa_core.lipsync.train import augment_features, warp_features, warp_source_bins
     assert np.allclose(warp_source_bins(1.0), np.arange(40))
     x = np.full((50, 40), -8.0, np.float32)
     x[:, 20] = 0.0                                               # a formant at bin 20
@@ -148,10 +148,7 @@ def test_vocal_tract_warp_moves_formants_and_keeps_the_rest():
     for alpha in (0.85, 1.15):
         src = warp_source_bins(alpha)
         assert np.all(np.diff(src) >= 0) and src.min() >= 0 and src.max() <= 39
-        lo = np.floor(src).astype(int)
-        hi = np.minimum(lo + 1, 39)
-        w = src - lo
-        peaks[alpha] = int(np.argmax((x[:, lo] * (1 - w) + x[:, hi] * w)[0]))
+        peaks[alpha] = int(np.argmax(warp_features(x, alpha)[0]))
     assert peaks[0.85] < 20 < peaks[1.15]
     y = augment_features(x, rng, vtlp=0.15, freq_masks=3)
     assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()

@@ -65,21 +65,28 @@ def warp_source_bins(alpha: float, n_mels: int = N_MELS) -> np.ndarray:
     return np.interp(mel, hz_to_mel(centres), np.arange(n_mels, dtype=np.float64))
 
 
+def warp_features(x: np.ndarray, alpha: float) -> np.ndarray:
+    """Log-mel (T, n_mels) as a vocal tract `alpha` times shorter would show it (linear between bins)."""
+    src = warp_source_bins(alpha, x.shape[1])
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, x.shape[1] - 1)
+    w = (src - lo).astype(np.float32)
+    return x[:, lo] * (1 - w) + x[:, hi] * w
+
+
 def augment_features(x: np.ndarray, rng, vtlp: float = 0.0, freq_masks: int = 0) -> np.ndarray:
     """Speaker and channel augmentation of one crop's log-mel (T, n_mels), on the features so the shards need
     not be regenerated: a random vocal-tract-length warp (alpha uniform in 1 +- `vtlp`; the data's 33 MBROLA
     voices and 22 espeak-ng variants are few speakers next to real speech), and up to `freq_masks` bands of
     1-4 bins set to the crop's mean there (a missing or notched band: telephone, music, room)."""
     if vtlp > 0:
-        src = warp_source_bins(float(rng.uniform(1 - vtlp, 1 + vtlp)), x.shape[1])
-        lo = np.floor(src).astype(int)
-        hi = np.minimum(lo + 1, x.shape[1] - 1)
-        w = (src - lo).astype(np.float32)
-        x = x[:, lo] * (1 - w) + x[:, hi] * w
-    for _ in range(int(rng.integers(0, freq_masks + 1)) if freq_masks else 0):
+        x = warp_features(x, float(rng.uniform(1 - vtlp, 1 + vtlp)))
+    masks = int(rng.integers(0, freq_masks + 1)) if freq_masks else 0
+    if masks:
+        x = x.copy()
+    for _ in range(masks):
         width = int(rng.integers(1, 5))
         f0 = int(rng.integers(0, x.shape[1] - width + 1))
-        x = x.copy()
         x[:, f0:f0 + width] = x[:, f0:f0 + width].mean()
     return x
 
