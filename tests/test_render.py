@@ -266,16 +266,12 @@ def test_mesh_triangulation_is_delaunay(hopper_renderer):
 
 
 @pytest.mark.parametrize("which", ["hopper", "astronaut"])
-def test_half_closed_eye_shows_the_iris_under_the_lid_not_through_it(which, hopper_renderer, hopper_portrait,
-                                                                      astronaut_portrait):
+def test_half_closed_eye_shows_the_iris_under_the_lid_not_through_it(which, hopper_renderer, astronaut_portrait):
     """Mid-blink (0.45-0.7, the values a 4-7-frame blink passes through) the upper lid comes down over the top
     of the iris and the rest of the iris is seen as it is, not cross-faded with the closed-lid texture (a ghost
     iris through the lid): the visible lower half of each iris does not grow lighter against the cheeks as the
     lid comes down (the former cross-fade from blink 0.35 on lifted it by 20-30% between 0.45 and 0.65)."""
-    if which == "hopper":
-        portrait, renderer = hopper_portrait, hopper_renderer
-    else:
-        portrait, renderer = astronaut_portrait, Renderer(astronaut_portrait, device="cpu")
+    renderer = hopper_renderer if which == "hopper" else Renderer(astronaut_portrait, device="cpu")
 
     def iris_contrast(blink: float) -> np.ndarray:
         """cheek brightness - brightness of the lower half of each iris (right, left), grey levels"""
