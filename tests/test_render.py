@@ -48,6 +48,27 @@ def test_jaw_open_opens_a_dark_mouth(hopper_renderer, hopper_portrait):
     assert abs(lm[10, 1] - hopper_portrait.landmarks[10, 1]) < 0.5
 
 
+def test_black_and_white_portrait_gets_a_grey_mouth(hopper_portrait, hopper_renderer):
+    """A black-and-white photo opens into a grey mouth (dark grey cavity, light grey teeth), not the cream
+    teeth and dark red cavity painted into a colour portrait; the colour portrait keeps its red."""
+    from vasa_core.portrait import analyze_portrait
+    grey = cv2.cvtColor(cv2.cvtColor(hopper_portrait.image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    r = Renderer(analyze_portrait(grey, 512), device="cpu")
+    f = {"jaw_open": 0.8}
+
+    def inside(renderer):
+        frame, lm = renderer.render(f).astype(float), renderer.landmarks(f)
+        inner = np.zeros(frame.shape[:2], np.uint8)
+        cv2.fillPoly(inner, [np.round(lm[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1], :2]).astype(np.int32)], 1)
+        return frame[cv2.erode(inner, np.ones((5, 5), np.uint8)).astype(bool)]
+    px = inside(r)
+    assert len(px) > 200
+    assert np.median(px.max(1) - px.min(1)) <= 2.0                      # no colour where the portrait has none
+    assert np.percentile(px.max(1) - px.min(1), 95) <= 4.0
+    colour = inside(hopper_renderer)
+    assert np.median(colour[:, 0] - colour[:, 1]) > 8                  # the colour portrait's mouth is still red
+
+
 def test_closed_lips_with_press(hopper_renderer):
     lm = hopper_renderer.landmarks({"jaw_open": 0.5, "lip_press": 1.0})
     assert lm[14, 1] - lm[13, 1] < 1.0                            # p/b/m: lips meet even with the jaw part open

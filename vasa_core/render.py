@@ -26,6 +26,7 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, FACE_
 
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
+LIP_FULL_SATURATION = 0.35   # lip saturation (chroma / max channel) from which the mouth's inside is painted in full colour
 
 
 def pick_device(device: str = "auto") -> str:
@@ -458,6 +459,15 @@ class Renderer:
         self.cavity = np.clip(self.lip * np.array([0.30, 0.15, 0.17]), 0, 255)
         self.tongue = np.clip(self.lip * np.array([0.88, 0.60, 0.64]) + 14, 0, 255)
         self.gum = np.clip(self.lip * np.array([1.0, 0.72, 0.72]) + 12, 0, 255)
+        # a black-and-white photo, a statue or a faded print gets a mouth no more colourful than its lips: the
+        # painted colours keep their brightness and lose chroma in step with the lips' saturation (full colour
+        # from LIP_FULL_SATURATION up; a grey portrait showed cream teeth in a red mouth)
+        sat = float(self.lip.max() - self.lip.min()) / max(float(self.lip.max()), 1.0)
+        keep = float(np.clip(sat / LIP_FULL_SATURATION, 0.0, 1.0))
+        for name in ("teeth", "cavity", "tongue", "gum"):
+            c = getattr(self, name)
+            y = float(c @ Y)
+            setattr(self, name, np.clip(y + keep * (c - y), 0, 255))
         gray = cv2.cvtColor(p.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
         hp = gray - cv2.GaussianBlur(gray, (0, 0), 1.5)
         face = cheeks > 0
