@@ -276,7 +276,9 @@ def test_mesh_triangulation_is_delaunay(hopper_renderer):
         ours = delaunay(np.concatenate([pts, pts[:1]]))      # the repeated point keeps its first index
         assert tri_set(ours) == tri_set(Delaunay(pts).simplices)
         assert np.array_equal(ours, np.array(sorted(map(sorted, ours.tolist()))))    # a fixed order
-    mesh = hopper_renderer.mesh
+    from vasa_core.render import build_mesh
+    p = hopper_renderer.portrait
+    mesh = build_mesh(p.landmarks, hopper_renderer.rig.face_width, p.size)     # laid out on its own points
     fixed = mesh.n_face + len(mesh.ring1)                    # vertices from here on never move
     ref = tri_set(Delaunay(mesh.src).simplices)
     a, b, d = (mesh.src[[t[k] for t in ref]] for k in range(3))
@@ -284,6 +286,25 @@ def test_mesh_triangulation_is_delaunay(hopper_renderer):
     ref = {t for t, ar in zip(ref, area) if ar > 1e-3}
     assert {t for t in tri_set(mesh.tris) if min(t) < fixed} == {t for t in ref if min(t) < fixed}
     assert len(tri_set(mesh.tris)) == len(ref)
+
+
+@pytest.mark.parametrize("which", ["hopper", "astronaut"])
+def test_no_mesh_triangle_joins_the_upper_lip_to_the_lower_lip(which, hopper_renderer, astronaut_portrait):
+    """The only triangles with corners on both lips span the opening between the inner lip edges; one that
+    joins the upper lip's outer edge to the lower lip (Delaunay's choice on closed lips, where both inner edges
+    lie on one line) stretches the dark line between the lips into a saw-tooth over the lips as they part."""
+    from vasa_core.portrait import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER
+    r = hopper_renderer if which == "hopper" else Renderer(astronaut_portrait, device="cpu")
+    corners = {61, 291, 78, 308}
+    upper, lower = set(LIPS_OUTER_UPPER + LIPS_INNER_UPPER) - corners, set(LIPS_OUTER_LOWER + LIPS_INNER_LOWER) - corners
+    outer_up, outer_lo = set(LIPS_OUTER_UPPER) - corners, set(LIPS_OUTER_LOWER) - corners
+    sel = r.mesh.sel
+    tris = [{int(sel[k]) for k in t} for t in r.mesh.tris if t.max() < len(sel)]
+    assert any(t & set(LIPS_INNER_UPPER) - corners and t & set(LIPS_INNER_LOWER) - corners for t in tris)  # the opening
+    assert not [t for t in tris if (t & outer_up and t & lower) or (t & outer_lo and t & upper)]
+    f = {"jaw_open": 0.6}
+    lm = r.landmarks(f)
+    assert lm[14, 1] - lm[13, 1] > 5                                 # (and the mouth does open)
 
 
 @pytest.mark.parametrize("which", ["hopper", "astronaut"])

@@ -26,6 +26,7 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, FACE_
 
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
+MESH_LAYOUT_JAW = 0.5   # the jaw opening of the face the warp mesh's triangles are laid out on
 LIP_FULL_SATURATION = 0.35   # lip saturation (chroma / max channel) from which the mouth's inside is painted in full colour
 
 
@@ -103,25 +104,37 @@ def delaunay(points: np.ndarray) -> np.ndarray:
     return tris[np.lexsort(tris.T[::-1])]
 
 
-def build_mesh(lm: np.ndarray, face_width: float, S: int) -> Mesh:
-    """The warp mesh for landmarks `lm` (478, 3) in an S x S portrait."""
+def build_mesh(lm: np.ndarray, face_width: float, S: int, layout: np.ndarray | None = None) -> Mesh:
+    """The warp mesh for landmarks `lm` (478, 3) in an S x S portrait.
+
+    `layout` (478, 3), default `lm`: the same face in the pose whose Delaunay triangles the mesh takes. The
+    renderer passes the face with its mouth open: on closed lips the inner-lip landmarks of both lips lie on
+    one line, so Delaunay joins upper-lip points to lower-lip points at random, and when the mouth opened
+    those triangles stretched the dark line between the lips into a saw-tooth over the lips' edges."""
     lm = lm.astype(np.float64)
+    layout = lm if layout is None else layout.astype(np.float64)
     W = face_width
-    oval = lm[FACE_OVAL, :2]
     oval_set = set(FACE_OVAL)
-    contour = oval.astype(np.float32).reshape(-1, 1, 2)
+    contour = lm[FACE_OVAL, :2].astype(np.float32).reshape(-1, 1, 2)
     sel = [i for i in range(468) if i in oval_set
            or cv2.pointPolygonTest(contour, (float(lm[i, 0]), float(lm[i, 1])), True) >= 0.06 * W]
-    c = oval.mean(0)
-    ring1 = np.clip(c + 1.25 * (oval - c), 0, S - 1)
-    ring2 = np.clip(c + 1.75 * (oval - c), 1, S - 2)
     k = np.linspace(0, S - 1, 9)
     border = np.concatenate([np.stack([k, np.zeros(9)], 1), np.stack([k, np.full(9, S - 1.0)], 1),
                              np.stack([np.zeros(7), k[1:-1]], 1), np.stack([np.full(7, S - 1.0), k[1:-1]], 1)])
-    ring2 = ring2[np.min(np.linalg.norm(ring2[:, None] - border[None], axis=2), 1) > 0.03 * S]
-    src = np.concatenate([lm[sel, :2], ring1, ring2, border])
-    tri = delaunay(src)
-    a, b, d = src[tri[:, 0]], src[tri[:, 1]], src[tri[:, 2]]
+
+    def vertices(pts: np.ndarray):
+        oval = pts[FACE_OVAL, :2]
+        c = oval.mean(0)
+        ring1 = np.clip(c + 1.25 * (oval - c), 0, S - 1)
+        ring2 = np.clip(c + 1.75 * (oval - c), 1, S - 2)
+        return ring1, ring2
+    ring1, ring2 = vertices(lm)
+    keep2 = np.min(np.linalg.norm(ring2[:, None] - border[None], axis=2), 1) > 0.03 * S
+    src = np.concatenate([lm[sel, :2], ring1, ring2[keep2], border])
+    lay1, lay2 = vertices(layout)
+    lay = np.concatenate([layout[sel, :2], lay1, lay2[keep2], border])
+    tri = delaunay(lay)
+    a, b, d = lay[tri[:, 0]], lay[tri[:, 1]], lay[tri[:, 2]]
     area = 0.5 * np.abs((b[:, 0] - a[:, 0]) * (d[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (d[:, 0] - a[:, 0]))
     far = float(lm[:, 2].max()) + W
     src_z = np.concatenate([lm[sel, 2], np.full(len(src) - len(sel), far)])
@@ -342,7 +355,11 @@ class Renderer:
         self.rig: FaceRig = build_rig(portrait)
         W = self.rig.face_width
 
-        self.mesh = build_mesh(portrait.landmarks, W, S)
+        # triangles laid out on the face with its mouth open (see build_mesh)
+        opened = self.rig.pose_points(deform(self.rig, {"jaw_open": MESH_LAYOUT_JAW}), 0, 0, 0, 0, 0, 1, S)
+        layout = portrait.landmarks.copy()
+        layout[:468] = opened[:468]
+        self.mesh = build_mesh(portrait.landmarks, W, S, layout)
         lips = set(LIPS_OUTER_UPPER + LIPS_OUTER_LOWER)
         self._mouth_vertices = np.array([k for k, i in enumerate(self.mesh.sel) if i in lips])
 
