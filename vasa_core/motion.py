@@ -144,6 +144,7 @@ class MotionSequence:
 # --- the generator ---------------------------------------------------------------------------------------
 
 LOOKAHEAD = 2   # frames of prosody the generator reads ahead (80 ms at 25 fps; the mouth needs more anyway)
+SPEAKING_HOLD_S = 0.7   # quiet this long (seconds) before the head starts to calm down (short pauses keep it lively)
 STEADY_S = 1.5   # the medium head sway's spread is held steady over windows of about this s.d. (seconds)
 
 
@@ -189,14 +190,16 @@ class MotionAmplitudes:
     medium parts are at `silent_share` (30%) in silence and full while speaking):"""
     # (the medium sway's spread held steady over a few seconds (`STEADY_S`) and the fast parts lowered from
     # 1.8 / 1.4 / 1.4: on the 29 speech clips of 5 s or more of ../shared/media x 4 seeds, runs with Delta-P
-    # 0.38-0.5 and every axis' s.d. 2-5 deg went from 76 to 103 of 116; `python -m vasa_core.stats`)
-    yaw_fast_deg: float = 1.0
+    # 0.38-0.5 and every axis' s.d. 2-5 deg went from 76 to 103 of 116; then pauses shorter than
+    # SPEAKING_HOLD_S no longer calm the head, and the fast parts went from 1.0 / 0.75 / 0.75 to these: 107
+    # of 116, every clip with speech in range on 2 seeds; `python -m vasa_core.stats`)
+    yaw_fast_deg: float = 0.9
     yaw_medium_deg: float = 3.4
     yaw_slow_deg: float = 1.4
-    pitch_fast_deg: float = 0.75
+    pitch_fast_deg: float = 0.67
     pitch_medium_deg: float = 3.0
     pitch_slow_deg: float = 0.9
-    roll_fast_deg: float = 0.75
+    roll_fast_deg: float = 0.67
     roll_medium_deg: float = 3.2
     roll_slow_deg: float = 1.5
     # the fast and medium parts in silence, as a share of their size while speaking
@@ -371,6 +374,7 @@ class MotionGenerator:
         self._floor = self._peak = None
         self._smooth_level = 0.0
         self._activity = 0.0
+        self._quiet_s = 0.0
         self._nod_drive = _Lag(fps, 0.15)
         self._brow = _Lag(fps, 0.06)
         self._f0_mean, self._f0_count = 0.0, 0
@@ -442,8 +446,11 @@ class MotionGenerator:
         # how much is being said around now: fast attack, slow release
         # (whether someone speaks, not how loud: quiet recordings move the head as much as loud ones)
         speaking = min(1.0, lookahead_level / 0.2)
-        tau = 0.2 if speaking > self._activity else 0.8
-        self._activity += (speaking - self._activity) * (1 - np.exp(-dt / tau))
+        self._quiet_s = 0.0 if speaking >= 0.5 else self._quiet_s + dt
+        if speaking > self._activity:
+            self._activity += (speaking - self._activity) * (1 - np.exp(-dt / 0.2))
+        elif self._quiet_s > SPEAKING_HOLD_S:      # a pause between words or phrases does not calm the head
+            self._activity += (speaking - self._activity) * (1 - np.exp(-dt / 0.8))
         live = a.silent_share + (1 - a.silent_share) * self._activity
 
         # nods: a loudness onset LOOKAHEAD frames ahead starts a nod that peaks on the syllable
