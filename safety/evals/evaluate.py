@@ -159,10 +159,13 @@ def cross_validate(rows: list[dict], folds: int = FOLDS, seed: int = 0, max_iter
 
 
 def platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Platt scaling (a, b): P(generated) = sigmoid(a * logit + b), fitted by logistic regression."""
+    """Platt scaling (a, b): P(generated) = sigmoid(a * logit + b), fitted by logistic regression. Where the
+    held-out logits do worse than chance (a <= 0: only on a handful of clips) the fit would turn the model's
+    ranking upside down, so the logit is used as it is (1, 0)."""
     from sklearn.linear_model import LogisticRegression
     lr = LogisticRegression(C=10.0).fit(logits.reshape(-1, 1), y)
-    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    return (a, b) if a > 0 else (1.0, 0.0)
 
 
 def _sig(z):
