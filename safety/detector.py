@@ -35,6 +35,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from vasa_core import ASSETS   # the one locator of the shipped files (checkout or installed wheel); imports nothing heavy
+from vasa_core.audio import speech_band_energy
 
 from .errors import SafetyError
 
@@ -129,21 +130,6 @@ def _open(source):
         return av.open(str(source))
     except Exception as e:  # FileNotFoundError, av.error.InvalidDataError, ...
         raise DetectorError("The file could not be read as a video.") from e
-
-
-def _speech_energy(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """100 Hz log energy of the 300-3400 Hz band of 16 kHz mono samples -> (times s, log energy)."""
-    win, hop = 400, 160
-    if len(samples) < win:
-        return np.zeros(0), np.zeros(0)
-    n = 1 + (len(samples) - win) // hop
-    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
-    frames = samples[idx] * np.hanning(win)[None, :]
-    spec = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    freqs = np.fft.rfftfreq(win, 1.0 / AUDIO_RATE)
-    band = (freqs >= 300) & (freqs <= 3400)
-    e = np.log(spec[:, band].sum(axis=1) + 1e-6)
-    return (np.arange(n) * hop + win / 2) / AUDIO_RATE, e
 
 
 def _read_audio(source, max_seconds: float) -> np.ndarray | None:
@@ -297,7 +283,7 @@ def extract_signals(source, max_seconds: float = MAX_WINDOWS * WINDOW_SECONDS, l
     audio = _read_audio(source, max_seconds)
     energy_t = energy = None
     if audio is not None:
-        energy_t, energy = _speech_energy(audio)
+        energy_t, energy = speech_band_energy(audio, AUDIO_RATE)
     thumbs, thumb_t, sample_t, lms, stats = [], [], [], [], []
     prev_stats = None
     next_sample = next_thumb = last_t = 0.0

@@ -323,6 +323,31 @@ def test_real_video_metrics_known_answers():
     assert clip_metrics(real, MouthTrack(open_mouth, np.full(n, 1.2)), speech, silence)["closure"] < 0.5
 
 
+def test_file_av_offset_found_without_a_mouth_model():
+    """A file whose mouth leads its sound by 3 frames more than the others is found from the real lip gap and
+    the sound alone, and its r is then read at that offset; files in sync keep r at lag 0."""
+    from vasa_core.lipsync.real import FPS, add_file_offsets, av_offset, energy_lags, lagged_corr
+    rng = np.random.default_rng(3)
+    n, sr = 200, 16000
+    env_frames = np.convolve(rng.exponential(1.0, n + 20) ** 2, np.hanning(5), "same")   # irregular syllables
+    records = []
+    for shift in (0, 0, 1, 0, 3):                            # + = this file's sound comes `shift` frames late
+        t = np.arange(int(n / FPS * sr)) / sr
+        env = np.interp(t * FPS, np.arange(n + 20) + shift, env_frames)
+        samples = (rng.standard_normal(len(t)) * (0.01 + env)).astype(np.float32)
+        gap = env_frames[:n] + 0.05 * rng.standard_normal(n)     # the real mouth, on the video's clock
+        lags = energy_lags(gap, samples)
+        assert max(lags, key=lags.get) == shift
+        ours = env_frames[:n]                                 # a mouth model that follows the sound's content
+        m = {"lags": lagged_corr(gap, np.r_[np.zeros(shift), ours[:n - shift]]), "r0": 0.0}
+        records.append({"energy_lags": lags, "models": {"learned": {"predicted": m}}})
+    assert av_offset(records[4]["energy_lags"], 0) == 3 and av_offset(records[2]["energy_lags"], 0) == 0
+    assert add_file_offsets(records) == 0
+    assert [r["file_offset"] for r in records] == [0, 0, 0, 0, 3]
+    m = records[4]["models"]["learned"]["predicted"]
+    assert m["r_sync"] == pytest.approx(m["lags"][3]) and m["r_sync"] > m["lags"][0] + 0.3
+
+
 def test_lip_measures_and_rigid_head_pose():
     from vasa_core.lipsync.real import lip_measures
     from vasa_core.portrait import rotation_angles, rotation_matrix

@@ -239,6 +239,21 @@ class _Growing:
 RESAMPLE_QUALITY = "HQ"   # soxr quality used everywhere
 
 
+def speech_band_energy(samples: np.ndarray, sample_rate: int = 16000) -> tuple[np.ndarray, np.ndarray]:
+    """Log energy of the 300-3400 Hz band at 100 Hz (25 ms Hann windows) of mono samples -> (times in s, log
+    energy); empty arrays for under one window. A model-free loudness-of-speech track: the detector's lip-audio
+    cue and the real-video evaluation's file-offset estimate use it."""
+    win, hop = int(round(0.025 * sample_rate)), int(round(0.01 * sample_rate))
+    if len(samples) < win:
+        return np.zeros(0), np.zeros(0)
+    n = 1 + (len(samples) - win) // hop
+    idx = np.arange(win)[None, :] + hop * np.arange(n)[:, None]
+    spec = np.abs(np.fft.rfft(samples[idx] * np.hanning(win)[None, :], axis=1)) ** 2
+    freqs = np.fft.rfftfreq(win, 1.0 / sample_rate)
+    band = (freqs >= 300) & (freqs <= 3400)
+    return (np.arange(n) * hop + win / 2) / sample_rate, np.log(spec[:, band].sum(axis=1) + 1e-6)
+
+
 def resample_samples(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Mono float32 samples at another rate (soxr). Equal to `resample_stream` fed the same samples."""
     x = np.asarray(x, np.float32).reshape(-1)

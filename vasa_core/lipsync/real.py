@@ -26,6 +26,11 @@ Metrics per clip (25 fps, on frames where the face was tracked):
   r_round     Pearson r of rounding (width narrowing)
   sil_motion  mean |frame-to-frame change| of our gap (per inter-ocular distance) where silero-vad hears
               no speech for >= 0.5 s (0 = still)
+  r_sync      r at the file's own audio/video offset, found without any mouth model: the lag at which the
+              real lip gap best follows the speech-band energy of the file's sound (`av_offset`), minus the
+              median of that lag over all clips evaluated (the mouth's usual lead on its sound); files within
+              1 frame of the median, or whose peak is not clearly better (by 0.05 in r), count as in sync
+              (offset 0, r_sync = r0). It tells a file's A/V offset from a late or early mouth model.
 Overall rows: the mean over clips (every clip counts once) and per source group (GRID studio clips,
 VoxCeleb2 crops, other).
 """
@@ -253,6 +258,41 @@ def speech_masks(samples16: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
     return speech, ~near
 
 
+def energy_lags(real_gap: np.ndarray, samples16: np.ndarray) -> dict[int, float]:
+    """r(k) of the real lip gap with the speech-band energy of the sound (k frames later), k in -8..8: how far
+    the file's mouth leads its sound, measured with no mouth model (see `av_offset`)."""
+    from ..audio import speech_band_energy
+    t, e = speech_band_energy(samples16, 16000)
+    n = len(real_gap)
+    energy = np.interp(np.arange(n) / FPS, t, e) if len(t) else np.full(n, np.nan)
+    return lagged_corr(real_gap, energy)
+
+
+def av_offset(lags: dict[int, float], reference: int, margin: float = 0.05) -> int:
+    """A file's audio/video offset in frames (+ = its sound comes late): the best energy lag minus the usual
+    one (`reference`), where that is 2 frames or more and its r beats the usual lag's by `margin`; else 0."""
+    finite = {k: v for k, v in lags.items() if v is not None and np.isfinite(v)}
+    if not finite or reference not in finite:
+        return 0
+    best = max(finite, key=finite.get)
+    return best - reference if abs(best - reference) >= 2 and finite[best] - finite[reference] >= margin else 0
+
+
+def add_file_offsets(records: list[dict]) -> int:
+    """Set each record's "file_offset" and every score's "r_sync" (`av_offset` against the median best energy
+    lag of these records). Returns that median (frames)."""
+    bests = [max((k for k, v in r["energy_lags"].items() if v is not None and np.isfinite(v)),
+                 key=lambda k: r["energy_lags"][k], default=0) for r in records]
+    reference = int(np.median(bests)) if bests else 0
+    for rec in records:
+        rec["file_offset"] = off = av_offset(rec["energy_lags"], reference)
+        for entry in rec["models"].values():
+            for m in entry.values():
+                v = m["lags"].get(off)
+                m["r_sync"] = float("nan") if v is None else float(v)
+    return reference
+
+
 # ------------------------------------------------------------------------------------------------ running
 def group_of(name: str) -> str:
     if "GRID" in name or "vcd" in name:
@@ -346,6 +386,7 @@ def evaluate_clip(path: Path, models: dict, render: bool = True, log=print, cach
         return None
     rec = {"clip": path.name, "group": group_of(path.name), "speaker": speaker_of(path.name),
            "seconds": round(audio.duration, 2), "speech_s": round(speech.sum() / FPS, 2),
+           "energy_lags": {k: (round(v, 4) if np.isfinite(v) else None) for k, v in energy_lags(real.gap, x16).items()},
            "real_gap_range": float(np.diff(np.nanpercentile(real.gap[speech], [5, 95]))[0]),
            "models": {}, "series": {"real_gap": _series(real.gap), "speech": speech.astype(int).tolist(),
                                     "silence": silence.astype(int).tolist()}}
@@ -393,7 +434,7 @@ def _series(x: np.ndarray) -> list:
 def summarise(records: list[dict]) -> dict:
     """Mean over clips (each clip counts once) per model x (predicted|rendered) x group ('all' included)."""
     out = {}
-    keys = ("r0", "best_lag", "r_best", "closure", "amp", "r_round", "sil_motion")
+    keys = ("r0", "r_sync", "best_lag", "r_best", "closure", "amp", "r_round", "sil_motion")
     for rec in records:
         for name, entry in rec["models"].items():
             for kind, m in entry.items():
@@ -420,17 +461,18 @@ def fmt(v, nd=2):
 
 def tables(records: list[dict], summary: dict) -> str:
     lines = ["Overall (mean over clips):", "",
-             "| model | scored on | clips set | clips | r lag 0 | best lag (frames) | r best | closure agreement | "
-             "amplitude ratio | rounding r | motion in silence |", "|" + "---|" * 11]
+             "| model | scored on | clips set | clips | r lag 0 | r at the file's A/V offset | best lag (frames) | r best | "
+             "closure agreement | amplitude ratio | rounding r | motion in silence |", "|" + "---|" * 12]
     for name, kinds in summary.items():
         for kind, groups in kinds.items():
             for g, m in groups.items():
-                lines.append(f"| {name} | {kind} | {g} | {m['clips']} | {fmt(m['r0'])} | {fmt(m['best_lag'], 1)} "
+                lines.append(f"| {name} | {kind} | {g} | {m['clips']} | {fmt(m['r0'])} | {fmt(m['r_sync'])} | {fmt(m['best_lag'], 1)} "
                              f"(sd {fmt(m['lag_sd'], 1)}) | {fmt(m['r_best'])} | {fmt(m['closure_pooled'])} | "
                              f"{fmt(m['amp'])} | {fmt(m['r_round'])} | {fmt(m['sil_motion'], 3)} |")
     names = list(summary)
-    lines += ["", "Per clip: r at lag 0 / best lag, predicted | rendered:", "",
-              "| clip | s | " + " | ".join(names) + " |", "|" + "---|" * (2 + len(names))]
+    lines += ["", "Per clip: r at lag 0 / best lag, predicted | rendered; the file's A/V offset (frames, + = its "
+              "sound late; no mouth model):", "",
+              "| clip | s | A/V offset | " + " | ".join(names) + " |", "|" + "---|" * (3 + len(names))]
     for rec in records:
         cells = []
         for name in names:
@@ -441,7 +483,7 @@ def tables(records: list[dict], summary: dict) -> str:
                 parts.append(f"{fmt(m['r0'])} / {m['best_lag']:+d}" if m else "—")
             cells.append(" \\| ".join(parts))
         lines.append(f"| {rec['clip'].replace('Hangz-nju-cuhk__Talking-Face_', '').replace('rizkiarm__LipNet__', '')} "
-                     f"| {rec['seconds']:.0f} | " + " | ".join(cells) + " |")
+                     f"| {rec['seconds']:.0f} | {rec.get('file_offset', 0):+d} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -456,6 +498,7 @@ def run(dirs: list[str], model_names: list[str], render: bool = True, out_json: 
             m = rec["models"].get(model_names[0], {}).get("predicted")
             log(f"{path.name}: {rec['seconds']:.1f} s" + (f", {model_names[0]} r0 {fmt(m['r0'])} lag {m['best_lag']:+d}"
                                                           if m else ""))
+    add_file_offsets(records)
     summary = summarise(records)
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
