@@ -48,6 +48,40 @@ def test_jaw_open_opens_a_dark_mouth(hopper_renderer, hopper_portrait):
     assert abs(lm[10, 1] - hopper_portrait.landmarks[10, 1]) < 0.5
 
 
+def test_wide_open_o_whose_lower_lip_mediapipe_misplaced(hopper_renderer):
+    """On a wide "O" mediapipe can put the outer lower-lip contour on the lip's inner edge, with teeth and
+    tongue inside it. Found by colour (the lip-coloured band lies outside the contour, not inside), the lower
+    lip's landmarks move out onto the lip before the mouth is closed; a mouth drawn as mediapipe expects is
+    left alone."""
+    from vasa_core.portrait import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER
+    from vasa_core.render import _lower_lip_moved_out, _lower_lip_outside
+    lm = hopper_renderer.landmarks({"jaw_open": 1.0}).astype(np.float64)
+    S = hopper_renderer.size
+    skin, lip, dark = (200, 160, 140), (170, 70, 80), (60, 25, 30)
+
+    def poly(ids):
+        return np.round(lm[ids, :2]).astype(np.int32)
+    upper_lip = np.concatenate([poly(LIPS_OUTER_UPPER), poly(LIPS_INNER_UPPER[::-1])])
+    cavity = np.concatenate([poly(LIPS_INNER_UPPER), poly(LIPS_INNER_LOWER[::-1])])
+    lower_band = np.concatenate([poly(LIPS_INNER_LOWER), poly(LIPS_OUTER_LOWER[::-1])])
+    thick = float(np.median(lm[[37, 0, 267], 1] - lm[[82, 13, 312], 1]) * -1)
+    below = np.concatenate([poly(LIPS_OUTER_LOWER), np.round(lm[LIPS_OUTER_LOWER[::-1], :2] + [0, 1.1 * thick]).astype(np.int32)])
+    right = np.full((S, S, 3), skin, np.uint8)
+    for p_, c in ((upper_lip, lip), (cavity, dark), (lower_band, lip)):
+        cv2.fillPoly(right, [p_], c)
+    wrong = np.full((S, S, 3), skin, np.uint8)
+    for p_, c in ((upper_lip, lip), (cavity, dark), (lower_band, dark), (below, lip)):
+        cv2.fillPoly(wrong, [p_], c)
+    assert thick > 3
+    assert not _lower_lip_outside(right, lm)
+    assert _lower_lip_outside(wrong, lm)
+    moved = _lower_lip_moved_out(lm)
+    assert moved[14, 1] == pytest.approx(lm[17, 1], abs=1.0)                 # inner lower edge on the old outer one
+    assert moved[17, 1] == pytest.approx(lm[17, 1] + 1.1 * thick, abs=1.5)  # outer edge a lip's height below
+    assert np.allclose(moved[[61, 291]], lm[[61, 291]])                       # corners stay
+    assert np.allclose(moved[LIPS_OUTER_UPPER + LIPS_INNER_UPPER], lm[LIPS_OUTER_UPPER + LIPS_INNER_UPPER])
+
+
 def test_black_and_white_portrait_gets_a_grey_mouth(hopper_portrait, hopper_renderer):
     """A black-and-white photo opens into a grey mouth (dark grey cavity, light grey teeth), not the cream
     teeth and dark red cavity painted into a colour portrait; the colour portrait keeps its red."""

@@ -26,6 +26,8 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, FACE_
 
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
+CLOSE_LIP_SHARE = 0.4   # closing an open portrait's mouth, the lips stretch to cover at most this share of their height
+LIP_OUTER_TOP, LIP_OUTER_BOTTOM = 0, 17   # outer lip edges at the mouth's middle
 MESH_LAYOUT_JAW = 0.5   # the jaw opening of the face the warp mesh's triangles are laid out on
 LIP_FULL_SATURATION = 0.35   # lip saturation (chroma / max channel) from which the mouth's inside is painted in full colour
 
@@ -299,6 +301,48 @@ def _refill_lips(image: np.ndarray, source: np.ndarray, src_lm: np.ndarray, dst_
     return out
 
 
+def _lower_lip_outside(image: np.ndarray, lm: np.ndarray) -> bool:
+    """Whether an open mouth's lower lip lies below mediapipe's outer lower-lip contour rather than inside it:
+    on a wide "O" the mesh puts that contour on the lip's inner edge, and the band inside it is teeth, tongue
+    and cavity. Decided by colour (CIELAB): the band inside the contour should look like the upper lip; when a
+    band of the upper lip's height just outside it looks much more like the upper lip, the lip is there."""
+    (mid, u_ax, v_ax, half), (s_ou, s_iu, s_il, s_ol) = _lip_profiles(lm)
+    u = np.linspace(-0.5, 0.5, 21)[:, None]
+    t = np.linspace(0.1, 0.9, 9)[None, :]
+    out_u, in_u = np.interp(u, *s_ou), np.interp(u, *s_iu)
+    out_l, in_l = np.interp(u, *s_ol), np.interp(u, *s_il)
+    thick = float(np.median(in_u - out_u))
+    if thick <= 1.0:
+        return False
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+
+    def colour(v):
+        x, y = mid[0] + u * half * u_ax[0] + v * v_ax[0], mid[1] + u * half * u_ax[1] + v * v_ax[1]
+        return cv2.remap(lab, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3).mean(0)
+    upper = colour(out_u + t * 0.55 * (in_u - out_u))
+    inside, outside = colour(out_l - t * 0.5 * (out_l - in_l)), colour(out_l + t * 1.1 * thick)
+    return bool(np.linalg.norm(outside - upper) < 0.5 * np.linalg.norm(inside - upper))
+
+
+def _lower_lip_moved_out(lm: np.ndarray) -> np.ndarray:
+    """Landmarks with the lower lip put where it is on a wide "O" (see `_lower_lip_outside`): the inner lower
+    contour on mediapipe's outer one, the outer contour the upper lip's height x 1.1 below it, and the
+    landmarks between them spread over that band (the corners stay)."""
+    (mid, u_ax, v_ax, half), (s_ou, s_iu, s_il, s_ol) = _lip_profiles(lm)
+    out = lm.copy()
+    q = lm[:468, :2] - mid
+    u, v = q @ u_ax / half, q @ v_ax
+    inner, outer = np.interp(u, *s_il), np.interp(u, *s_ol)
+    thick = 1.1 * float(np.median(np.interp(np.linspace(-0.5, 0.5, 21), *s_iu) - np.interp(np.linspace(-0.5, 0.5, 21), *s_ou)))
+    band = (np.abs(u) < 0.999) & (v >= inner - 0.5) & (v <= outer + 0.5) & (outer - inner > 1.0)
+    frac = np.clip((v - inner) / np.maximum(outer - inner, 1e-6), 0, 1)
+    taper = np.clip((1 - np.abs(u)) / 0.25, 0, 1)            # nothing moves at the corners
+    new_v = outer + frac * thick
+    out[:468, :2] += np.where(band, taper * (new_v - v), 0.0)[:, None] * v_ax[None, :]
+    return out
+
+
 def close_mouth(portrait: Portrait) -> Portrait:
     """The closed-mouth version of an open-mouth portrait, built once per portrait.
 
@@ -309,11 +353,19 @@ def close_mouth(portrait: Portrait) -> Portrait:
     from this version, so the mouth can close on p/b/m; when it opens, the renderer shows the portrait's own
     teeth from the original (`Renderer.own_mouth`).
     """
+    if _lower_lip_outside(portrait.image, portrait.landmarks.astype(np.float64)):
+        portrait = replace(portrait, landmarks=_lower_lip_moved_out(
+            portrait.landmarks.astype(np.float64)).astype(portrait.landmarks.dtype))
     rig = build_rig(portrait)
     S = portrait.size
-    gap = rig.frontal[LIP_MID_LOWER, 1] - rig.frontal[LIP_MID_UPPER, 1]
-    lift = deform(rig, {"jaw_open": -0.1})[LIP_MID_LOWER, 1] - rig.frontal[LIP_MID_LOWER, 1]      # lower-lip motion per -0.1 of jaw
-    jaw = float(np.clip(0.1 * 0.6 * gap / lift, -1.5, 0.0)) if lift < -1e-6 else 0.0
+    f = rig.frontal
+    gap = f[LIP_MID_LOWER, 1] - f[LIP_MID_UPPER, 1]
+    lips = (f[LIP_MID_UPPER, 1] - f[LIP_OUTER_TOP, 1]) + (f[LIP_OUTER_BOTTOM, 1] - f[LIP_MID_LOWER, 1])
+    # the jaw closes 60% of the gap, more where the lips would otherwise stretch by over CLOSE_LIP_SHARE of
+    # their own height (a wide "O": a tall band of lip under the seam)
+    jaw_share = max(0.6, 1.0 - CLOSE_LIP_SHARE * lips / gap) if gap > 1e-6 else 0.0
+    lift = deform(rig, {"jaw_open": -0.1})[LIP_MID_LOWER, 1] - f[LIP_MID_LOWER, 1]      # lower-lip motion per -0.1 of jaw
+    jaw = float(np.clip(0.1 * jaw_share * gap / lift, -1.5, 0.0)) if lift < -1e-6 else 0.0
     closed = rig.pose_points(deform(rig, {"jaw_open": jaw, "lip_press": 1.0}), 0, 0, 0, 0, 0, 1, S)
     mesh = build_mesh(portrait.landmarks, rig.face_width, S)
     flow = flow_field(mesh, *mesh.targets(closed), S)
