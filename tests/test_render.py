@@ -65,7 +65,8 @@ def test_wide_open_o_whose_lower_lip_mediapipe_misplaced(hopper_renderer):
     cavity = np.concatenate([poly(LIPS_INNER_UPPER), poly(LIPS_INNER_LOWER[::-1])])
     lower_band = np.concatenate([poly(LIPS_INNER_LOWER), poly(LIPS_OUTER_LOWER[::-1])])
     thick = float(np.median(lm[[37, 0, 267], 1] - lm[[82, 13, 312], 1]) * -1)
-    below = np.concatenate([poly(LIPS_OUTER_LOWER), np.round(lm[LIPS_OUTER_LOWER[::-1], :2] + [0, 1.1 * thick]).astype(np.int32)])
+    below = np.concatenate([poly(LIPS_OUTER_LOWER),
+                            np.round(lm[LIPS_OUTER_LOWER[::-1], :2] + [0, 1.1 * thick]).astype(np.int32)])
     right = np.full((S, S, 3), skin, np.uint8)
     for p_, c in ((upper_lip, lip), (cavity, dark), (lower_band, lip)):
         cv2.fillPoly(right, [p_], c)

@@ -29,7 +29,7 @@ OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mo
 CLOSE_LIP_SHARE = 0.4   # closing an open portrait's mouth, the lips stretch to cover at most this share of their height
 LIP_OUTER_TOP, LIP_OUTER_BOTTOM = 0, 17   # outer lip edges at the mouth's middle
 MESH_LAYOUT_JAW = 0.5   # the jaw opening of the face the warp mesh's triangles are laid out on
-LIP_FULL_SATURATION = 0.35   # lip saturation (chroma / max channel) from which the mouth's inside is painted in full colour
+LIP_FULL_SATURATION = 0.35   # lip saturation (chroma / max channel) from which the mouth inside is in full colour
 
 
 def pick_device(device: str = "auto") -> str:
@@ -301,6 +301,12 @@ def _refill_lips(image: np.ndarray, source: np.ndarray, src_lm: np.ndarray, dst_
     return out
 
 
+def _upper_lip_height(profiles) -> float:
+    """Median height of the upper lip over the middle half of the mouth, from its (outer, inner) profiles (px)."""
+    u = np.linspace(-0.5, 0.5, 21)
+    return float(np.median(np.interp(u, *profiles[1]) - np.interp(u, *profiles[0])))
+
+
 def _lower_lip_outside(image: np.ndarray, lm: np.ndarray) -> bool:
     """Whether an open mouth's lower lip lies below mediapipe's outer lower-lip contour rather than inside it:
     on a wide "O" the mesh puts that contour on the lip's inner edge, and the band inside it is teeth, tongue
@@ -311,7 +317,7 @@ def _lower_lip_outside(image: np.ndarray, lm: np.ndarray) -> bool:
     t = np.linspace(0.1, 0.9, 9)[None, :]
     out_u, in_u = np.interp(u, *s_ou), np.interp(u, *s_iu)
     out_l, in_l = np.interp(u, *s_ol), np.interp(u, *s_il)
-    thick = float(np.median(in_u - out_u))
+    thick = _upper_lip_height((s_ou, s_iu))
     if thick <= 1.0:
         return False
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -334,7 +340,7 @@ def _lower_lip_moved_out(lm: np.ndarray) -> np.ndarray:
     q = lm[:468, :2] - mid
     u, v = q @ u_ax / half, q @ v_ax
     inner, outer = np.interp(u, *s_il), np.interp(u, *s_ol)
-    thick = 1.1 * float(np.median(np.interp(np.linspace(-0.5, 0.5, 21), *s_iu) - np.interp(np.linspace(-0.5, 0.5, 21), *s_ou)))
+    thick = 1.1 * _upper_lip_height((s_ou, s_iu))
     band = (np.abs(u) < 0.999) & (v >= inner - 0.5) & (v <= outer + 0.5) & (outer - inner > 1.0)
     frac = np.clip((v - inner) / np.maximum(outer - inner, 1e-6), 0, 1)
     taper = np.clip((1 - np.abs(u)) / 0.25, 0, 1)            # nothing moves at the corners
@@ -351,7 +357,9 @@ def close_mouth(portrait: Portrait) -> Portrait:
     lips are redrawn from the open lips, stretched to meet (`_refill_lips`), so no tooth or cavity pixel
     survives. Every frame is rendered
     from this version, so the mouth can close on p/b/m; when it opens, the renderer shows the portrait's own
-    teeth from the original (`Renderer.own_mouth`).
+    teeth from the original (`Renderer.own_mouth`). On a wide "O" whose lower lip mediapipe placed on the
+    cavity's edge, the lower lip's landmarks are first moved onto the lip (`_lower_lip_moved_out`), and the jaw
+    closes more than 60% of the gap where the lips would otherwise stretch (`CLOSE_LIP_SHARE`).
     """
     if _lower_lip_outside(portrait.image, portrait.landmarks.astype(np.float64)):
         portrait = replace(portrait, landmarks=_lower_lip_moved_out(
@@ -364,7 +372,7 @@ def close_mouth(portrait: Portrait) -> Portrait:
     # the jaw closes 60% of the gap, more where the lips would otherwise stretch by over CLOSE_LIP_SHARE of
     # their own height (a wide "O": a tall band of lip under the seam)
     jaw_share = max(0.6, 1.0 - CLOSE_LIP_SHARE * lips / gap) if gap > 1e-6 else 0.0
-    lift = deform(rig, {"jaw_open": -0.1})[LIP_MID_LOWER, 1] - f[LIP_MID_LOWER, 1]      # lower-lip motion per -0.1 of jaw
+    lift = deform(rig, {"jaw_open": -0.1})[LIP_MID_LOWER, 1] - f[LIP_MID_LOWER, 1]   # lower lip per -0.1 of jaw
     jaw = float(np.clip(0.1 * jaw_share * gap / lift, -1.5, 0.0)) if lift < -1e-6 else 0.0
     closed = rig.pose_points(deform(rig, {"jaw_open": jaw, "lip_press": 1.0}), 0, 0, 0, 0, 0, 1, S)
     mesh = build_mesh(portrait.landmarks, rig.face_width, S)

@@ -386,7 +386,8 @@ def evaluate_clip(path: Path, models: dict, render: bool = True, log=print, cach
         return None
     rec = {"clip": path.name, "group": group_of(path.name), "speaker": speaker_of(path.name),
            "seconds": round(audio.duration, 2), "speech_s": round(speech.sum() / FPS, 2),
-           "energy_lags": {k: (round(v, 4) if np.isfinite(v) else None) for k, v in energy_lags(real.gap, x16).items()},
+           "energy_lags": {k: (round(v, 4) if np.isfinite(v) else None)
+                           for k, v in energy_lags(real.gap, x16).items()},
            "real_gap_range": float(np.diff(np.nanpercentile(real.gap[speech], [5, 95]))[0]),
            "models": {}, "series": {"real_gap": _series(real.gap), "speech": speech.astype(int).tolist(),
                                     "silence": silence.astype(int).tolist()}}
@@ -466,8 +467,9 @@ def tables(records: list[dict], summary: dict) -> str:
     for name, kinds in summary.items():
         for kind, groups in kinds.items():
             for g, m in groups.items():
-                lines.append(f"| {name} | {kind} | {g} | {m['clips']} | {fmt(m['r0'])} | {fmt(m['r_sync'])} | {fmt(m['best_lag'], 1)} "
-                             f"(sd {fmt(m['lag_sd'], 1)}) | {fmt(m['r_best'])} | {fmt(m['closure_pooled'])} | "
+                lines.append(f"| {name} | {kind} | {g} | {m['clips']} | {fmt(m['r0'])} | {fmt(m['r_sync'])} | "
+                             f"{fmt(m['best_lag'], 1)} (sd {fmt(m['lag_sd'], 1)}) | {fmt(m['r_best'])} | "
+                             f"{fmt(m['closure_pooled'])} | "
                              f"{fmt(m['amp'])} | {fmt(m['r_round'])} | {fmt(m['sil_motion'], 3)} |")
     names = list(summary)
     lines += ["", "Per clip: r at lag 0 / best lag, predicted | rendered; the file's A/V offset (frames, + = its "
