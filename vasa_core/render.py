@@ -124,16 +124,16 @@ def build_mesh(lm: np.ndarray, face_width: float, S: int, layout: np.ndarray | N
     border = np.concatenate([np.stack([k, np.zeros(9)], 1), np.stack([k, np.full(9, S - 1.0)], 1),
                              np.stack([np.zeros(7), k[1:-1]], 1), np.stack([np.full(7, S - 1.0), k[1:-1]], 1)])
 
-    def vertices(pts: np.ndarray):
+    def rings(pts: np.ndarray):
         oval = pts[FACE_OVAL, :2]
         c = oval.mean(0)
         ring1 = np.clip(c + 1.25 * (oval - c), 0, S - 1)
         ring2 = np.clip(c + 1.75 * (oval - c), 1, S - 2)
         return ring1, ring2
-    ring1, ring2 = vertices(lm)
+    ring1, ring2 = rings(lm)
     keep2 = np.min(np.linalg.norm(ring2[:, None] - border[None], axis=2), 1) > 0.03 * S
     src = np.concatenate([lm[sel, :2], ring1, ring2[keep2], border])
-    lay1, lay2 = vertices(layout)
+    lay1, lay2 = rings(layout)
     lay = np.concatenate([layout[sel, :2], lay1, lay2[keep2], border])
     tri = delaunay(lay)
     a, b, d = lay[tri[:, 0]], lay[tri[:, 1]], lay[tri[:, 2]]

@@ -192,6 +192,12 @@ def lagged_corr(real: np.ndarray, ours: np.ndarray, max_lag: int = MAX_LAG) -> d
     return out
 
 
+def best_lag(lags: dict[int, float]) -> int | None:
+    """The lag with the highest finite r in a `lagged_corr` result (None where no r is finite)."""
+    finite = {k: v for k, v in lags.items() if v is not None and np.isfinite(v)}
+    return max(finite, key=finite.get) if finite else None
+
+
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     m = np.r_[0, mask.astype(int), 0]
     d = np.diff(m)
@@ -224,8 +230,7 @@ def clip_metrics(real: MouthTrack, ours: MouthTrack, speech: np.ndarray, silence
     rg, og = real.gap[:n], ours.gap[:n]
     speech, silence = speech[:n], silence[:n]
     lags = lagged_corr(rg, og)
-    finite = {k: v for k, v in lags.items() if np.isfinite(v)}
-    best = max(finite, key=finite.get) if finite else 0
+    best = best_lag(lags) or 0
     hit, tot = closure_agreement(rg, og, speech)
     sp = speech & np.isfinite(rg) & np.isfinite(og)
     amp = float("nan")
@@ -236,7 +241,7 @@ def clip_metrics(real: MouthTrack, ours: MouthTrack, speech: np.ndarray, silence
     sil = silence & np.r_[silence[1:], False] & np.isfinite(og) & np.isfinite(np.r_[og[1:], np.nan])
     sil_motion = float(np.abs(np.diff(og))[sil[:-1]].mean()) if sil[:-1].sum() >= 5 else float("nan")
     return {"frames": int(n), "tracked": float(np.mean(np.isfinite(rg) & np.isfinite(og))),
-            "r0": lags[0], "best_lag": int(best), "r_best": finite.get(best, float("nan")),
+            "r0": lags[0], "best_lag": int(best), "r_best": lags[best] if np.isfinite(lags[best]) else float("nan"),
             "closure_hit": hit, "closure_n": tot, "closure": hit / tot if tot else float("nan"),
             "amp": amp, "r_round": _corr(real.rounding[:n], ours.rounding[:n]), "sil_motion": sil_motion,
             "lags": {int(k): (round(v, 4) if np.isfinite(v) else None) for k, v in lags.items()}}
@@ -271,18 +276,17 @@ def energy_lags(real_gap: np.ndarray, samples16: np.ndarray) -> dict[int, float]
 def av_offset(lags: dict[int, float], reference: int, margin: float = 0.05) -> int:
     """A file's audio/video offset in frames (+ = its sound comes late): the best energy lag minus the usual
     one (`reference`), where that is 2 frames or more and its r beats the usual lag's by `margin`; else 0."""
-    finite = {k: v for k, v in lags.items() if v is not None and np.isfinite(v)}
-    if not finite or reference not in finite:
+    best = best_lag(lags)
+    if best is None or lags.get(reference) is None or not np.isfinite(lags[reference]):
         return 0
-    best = max(finite, key=finite.get)
-    return best - reference if abs(best - reference) >= 2 and finite[best] - finite[reference] >= margin else 0
+    return best - reference if abs(best - reference) >= 2 and lags[best] - lags[reference] >= margin else 0
 
 
 def add_file_offsets(records: list[dict]) -> int:
     """Set each record's "file_offset" and every score's "r_sync" (`av_offset` against the median best energy
     lag of these records). Returns that median (frames)."""
-    bests = [max((k for k, v in r["energy_lags"].items() if v is not None and np.isfinite(v)),
-                 key=lambda k: r["energy_lags"][k], default=0) for r in records]
+    bests = [best_lag(r["energy_lags"]) for r in records]
+    bests = [b for b in bests if b is not None]
     reference = int(np.median(bests)) if bests else 0
     for rec in records:
         rec["file_offset"] = off = av_offset(rec["energy_lags"], reference)
