@@ -31,6 +31,8 @@ Metrics per clip (25 fps, on frames where the face was tracked):
               median of that lag over all clips evaluated (the mouth's usual lead on its sound); files within
               1 frame of the median, or whose peak is not clearly better (by 0.05 in r), count as in sync
               (offset 0, r_sync = r0). It tells a file's A/V offset from a late or early mouth model.
+Per clip, independent of any model: tracker_agreement, r of the real gap tracked on the frames and on them
+mirrored (`tracker_agreement`); sqrt of it bounds the r any mouth could score against this tracker.
 Overall rows: the mean over clips (every clip counts once) and per source group (GRID studio clips,
 VoxCeleb2 crops, other).
 """
@@ -89,9 +91,12 @@ class MouthTracker:
 
 @dataclass(frozen=True)
 class MouthTrack:
-    """Per video frame at 25 fps: gap and width / IOD (NaN where no face), rounding = median width - width."""
+    """Per video frame at 25 fps: gap and width / IOD (NaN where no face), rounding = median width - width.
+    `gap_mirrored`: the gap tracked again on the left-right mirrored frames (real videos only; see
+    `tracker_agreement`)."""
     gap: np.ndarray
     width: np.ndarray
+    gap_mirrored: np.ndarray | None = None
 
     @property
     def valid(self) -> np.ndarray:
@@ -123,10 +128,12 @@ def _to_grid(times: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def track_video(path: str | Path, n: int) -> tuple[MouthTrack, np.ndarray | None]:
-    """Track the real mouth of a video on the audio's clock: (MouthTrack of n frames, first frame RGB)."""
+    """Track the real mouth of a video on the audio's clock: (MouthTrack of n frames, first frame RGB).
+    Every frame is tracked twice, as it is and mirrored (a second tracker, so neither sees the other's
+    history), for `tracker_agreement`."""
     import av
-    tracker = MouthTracker()
-    times, gaps, widths, first = [], [], [], None
+    tracker, mirrored = MouthTracker(), MouthTracker()
+    times, gaps, widths, gaps_m, first = [], [], [], [], None
     with av.open(str(path)) as c:
         vs = c.streams.video[0]
         a0 = 0.0
@@ -142,11 +149,15 @@ def track_video(path: str | Path, n: int) -> tuple[MouthTrack, np.ndarray | None
             times.append(float(frame.time) - a0)
             gaps.append(np.nan if m is None else m[0])
             widths.append(np.nan if m is None else m[1])
+            m = mirrored.measure(rgb[:, ::-1])
+            gaps_m.append(np.nan if m is None else m[0])
     tracker.close()
+    mirrored.close()
     times = np.asarray(times)
     order = np.argsort(times)
-    times, gaps, widths = times[order], np.asarray(gaps)[order], np.asarray(widths)[order]
-    return MouthTrack(_to_grid(times, gaps, n), _to_grid(times, widths, n)), first
+    times, gaps, widths, gaps_m = (times[order], np.asarray(gaps)[order], np.asarray(widths)[order],
+                                   np.asarray(gaps_m)[order])
+    return MouthTrack(_to_grid(times, gaps, n), _to_grid(times, widths, n), _to_grid(times, gaps_m, n)), first
 
 
 def track_frames(frames) -> MouthTrack:
@@ -178,6 +189,16 @@ def _corr(a, b) -> float:
     if ok.sum() < 10 or np.std(a[ok]) < 1e-9 or np.std(b[ok]) < 1e-9:
         return float("nan")
     return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def tracker_agreement(track: MouthTrack) -> float:
+    """Pearson r of the real lip gap tracked on the frames as they are and mirrored left-right.
+
+    The two measurements share the true mouth and any error the tracker makes the same way in both, so
+    agreement = (true + shared-error variance) / measured variance, an upper bound on the tracker's
+    reliability; no mouth model can correlate with the measured gap better than about sqrt(agreement)
+    (its "ceiling"). A low agreement means the tracker, not the model, limits r on that clip."""
+    return float("nan") if track.gap_mirrored is None else _corr(track.gap, track.gap_mirrored)
 
 
 def lagged_corr(real: np.ndarray, ours: np.ndarray, max_lag: int = MAX_LAG) -> dict[int, float]:
@@ -356,11 +377,12 @@ def cached_track(path: Path, n: int, cache: str | None) -> tuple[MouthTrack, np.
     f = Path(cache) / f"{path.stem}_{path.stat().st_size}_{n}.npz"
     if f.exists():
         z = np.load(f)
-        return MouthTrack(z["gap"], z["width"]), z["first"]
+        if "gap_mirrored" in z:             # caches written before the mirrored track are tracked again
+            return MouthTrack(z["gap"], z["width"], z["gap_mirrored"]), z["first"]
     track, first = track_video(path, n)
     if first is not None:
         f.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(f, gap=track.gap, width=track.width, first=first)
+        np.savez_compressed(f, gap=track.gap, width=track.width, gap_mirrored=track.gap_mirrored, first=first)
     return track, first
 
 
@@ -390,6 +412,7 @@ def evaluate_clip(path: Path, models: dict, render: bool = True, log=print, cach
         return None
     rec = {"clip": path.name, "group": group_of(path.name), "speaker": speaker_of(path.name),
            "seconds": round(audio.duration, 2), "speech_s": round(speech.sum() / FPS, 2),
+           "tracker_agreement": tracker_agreement(real),
            "energy_lags": {k: (round(v, 4) if np.isfinite(v) else None)
                            for k, v in energy_lags(real.gap, x16).items()},
            "real_gap_range": float(np.diff(np.nanpercentile(real.gap[speech], [5, 95]))[0]),
@@ -460,12 +483,30 @@ def summarise(records: list[dict]) -> dict:
     return res
 
 
+def tracker_summary(records: list[dict]) -> dict:
+    """Per source group ('all' included): clips, mean tracker agreement and mean ceiling (sqrt of each clip's
+    agreement, see `tracker_agreement`)."""
+    groups = {}
+    for rec in records:
+        a = rec.get("tracker_agreement", float("nan"))
+        if a is not None and np.isfinite(a):
+            for g in ("all", rec["group"]):
+                groups.setdefault(g, []).append(a)
+    return {g: {"clips": len(v), "agreement": float(np.mean(v)),
+                "ceiling": float(np.mean(np.sqrt(np.clip(v, 0, 1))))} for g, v in groups.items()}
+
+
 def fmt(v, nd=2):
     return "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{nd}f}"
 
 
 def tables(records: list[dict], summary: dict) -> str:
-    lines = ["Overall (mean over clips):", "",
+    lines = ["Tracker agreement (the real lip gap tracked on the frames and on them mirrored; ceiling = mean "
+             "sqrt(agreement), about the best r any mouth could score against this tracker):", "",
+             "| clips set | clips | agreement | ceiling |", "|---|---|---|---|"]
+    lines += [f"| {g} | {t['clips']} | {fmt(t['agreement'])} | {fmt(t['ceiling'])} |"
+              for g, t in tracker_summary(records).items()]
+    lines += ["", "Overall (mean over clips):", "",
              "| model | scored on | clips set | clips | r lag 0 | r at the file's A/V offset | best lag (frames) | r best | "
              "closure agreement | amplitude ratio | rounding r | motion in silence |", "|" + "---|" * 12]
     for name, kinds in summary.items():
@@ -477,8 +518,8 @@ def tables(records: list[dict], summary: dict) -> str:
                              f"{fmt(m['amp'])} | {fmt(m['r_round'])} | {fmt(m['sil_motion'], 3)} |")
     names = list(summary)
     lines += ["", "Per clip: r at lag 0 / best lag, predicted | rendered; the file's A/V offset (frames, + = its "
-              "sound late; no mouth model):", "",
-              "| clip | s | A/V offset | " + " | ".join(names) + " |", "|" + "---|" * (3 + len(names))]
+              "sound late; no mouth model); the tracker's agreement with itself on the mirrored frames:", "",
+              "| clip | s | A/V offset | tracker | " + " | ".join(names) + " |", "|" + "---|" * (4 + len(names))]
     for rec in records:
         cells = []
         for name in names:
@@ -489,7 +530,8 @@ def tables(records: list[dict], summary: dict) -> str:
                 parts.append(f"{fmt(m['r0'])} / {m['best_lag']:+d}" if m else "—")
             cells.append(" \\| ".join(parts))
         lines.append(f"| {rec['clip'].replace('Hangz-nju-cuhk__Talking-Face_', '').replace('rizkiarm__LipNet__', '')} "
-                     f"| {rec['seconds']:.0f} | {rec.get('file_offset', 0):+d} | " + " | ".join(cells) + " |")
+                     f"| {rec['seconds']:.0f} | {rec.get('file_offset', 0):+d} | "
+                     f"{fmt(rec.get('tracker_agreement'))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -508,7 +550,8 @@ def run(dirs: list[str], model_names: list[str], render: bool = True, out_json: 
     summary = summarise(records)
     if out_json:
         Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_json).write_text(json.dumps({"records": records, "summary": summary}, indent=1))
+        Path(out_json).write_text(json.dumps({"records": records, "summary": summary,
+                                              "tracker": tracker_summary(records)}, indent=1))
     return records, summary
 
 
