@@ -62,7 +62,7 @@ def lip_measures(pts: np.ndarray) -> tuple[float, float]:
 
 
 class MouthTracker:
-    """mediapipe face mesh in video mode; `measure(rgb)` -> (gap, width) / IOD, or None without a face."""
+    """mediapipe face mesh in video mode; `measure(rgb)` -> (gap, width) / IOD, (NaN, NaN) without a face."""
 
     def __init__(self, max_side: int = 960):
         import mediapipe as mp
@@ -71,7 +71,7 @@ class MouthTracker:
                                                     min_tracking_confidence=0.4)
         self.max_side = max_side
 
-    def measure(self, rgb: np.ndarray):
+    def measure(self, rgb: np.ndarray) -> tuple[float, float]:
         import cv2
         h, w = rgb.shape[:2]
         if max(h, w) > self.max_side:
@@ -80,7 +80,7 @@ class MouthTracker:
             h, w = rgb.shape[:2]
         res = self.mesh.process(np.ascontiguousarray(rgb))
         if not res.multi_face_landmarks:
-            return None
+            return np.nan, np.nan
         lm = res.multi_face_landmarks[0].landmark
         pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm], np.float64)
         return lip_measures(pts)
@@ -145,12 +145,11 @@ def track_video(path: str | Path, n: int) -> tuple[MouthTrack, np.ndarray | None
             rgb = frame.to_ndarray(format="rgb24")
             if first is None:
                 first = rgb
-            m = tracker.measure(rgb)
             times.append(float(frame.time) - a0)
-            gaps.append(np.nan if m is None else m[0])
-            widths.append(np.nan if m is None else m[1])
-            m = mirrored.measure(rgb[:, ::-1])
-            gaps_m.append(np.nan if m is None else m[0])
+            gap, width = tracker.measure(rgb)
+            gaps.append(gap)
+            widths.append(width)
+            gaps_m.append(mirrored.measure(rgb[:, ::-1])[0])
     tracker.close()
     mirrored.close()
     times = np.asarray(times)
@@ -165,9 +164,9 @@ def track_frames(frames) -> MouthTrack:
     tracker = MouthTracker()
     gaps, widths = [], []
     for f in frames:
-        m = tracker.measure(f)
-        gaps.append(np.nan if m is None else m[0])
-        widths.append(np.nan if m is None else m[1])
+        gap, width = tracker.measure(f)
+        gaps.append(gap)
+        widths.append(width)
     tracker.close()
     return MouthTrack(np.asarray(gaps), np.asarray(widths))
 
