@@ -7,7 +7,7 @@ import pytest
 
 from vasa_core.portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, LIPS_INNER_LOWER,
                                 LIPS_INNER_UPPER, NOSE_TIP, fit_mesh)
-from vasa_core.render import Renderer
+from vasa_core.render import Renderer, own_teeth_colour
 
 
 def _box(points, pad):
@@ -180,12 +180,27 @@ def _inner_gap(lm):
     return float(np.linalg.norm(lm[13, :2] - lm[14, :2]) / np.linalg.norm(lm[234, :2] - lm[454, :2]))
 
 
+def test_own_teeth_colour_needs_visible_teeth(hopper_portrait):
+    """A closed mouth shows no teeth; a dark red opening (lips, tongue, cavity) has none either."""
+    assert own_teeth_colour(hopper_portrait.image, hopper_portrait.landmarks) is None
+    img = hopper_portrait.image.copy()
+    lm = hopper_portrait.landmarks.copy()
+    lm[LIPS_INNER_LOWER[1:-1], 1] += 12                          # a mouth 12 px open ...
+    hole = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(lm[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1], :2]).astype(np.int32)], 1)
+    img[hole > 0] = (120, 30, 35)                                 # ... showing only a dark red inside
+    assert own_teeth_colour(img, lm) is None
+    img[(hole > 0) & (np.arange(img.shape[0])[:, None] < lm[13, 1] + 5)] = (230, 225, 215)   # now upper teeth
+    c = own_teeth_colour(img, lm)
+    assert c is not None and np.allclose(c, (230, 225, 215), atol=2)
+
+
 def test_open_mouth_portrait_closes(astronaut_portrait, identity):
     """An open-mouth source (the astronaut smiles with her teeth showing) is rendered from a closed-mouth
     version: at rest the lips meet, measured by mediapipe on the pixels, and the teeth are gone."""
     assert astronaut_portrait.mouth_open > 0.02
     r = Renderer(astronaut_portrait, device="cpu")
-    assert r.own_mouth is not None and r.portrait.mouth_open == 0.0
+    assert r.opened_source and r.portrait.mouth_open == 0.0
     for f in ({}, {"jaw_open": 0.3, "lip_press": 1.0}):
         frame = r.render(f)
         refit = fit_mesh(frame)
@@ -201,11 +216,17 @@ def test_open_mouth_portrait_closes(astronaut_portrait, identity):
         return ((hsv[:, 2] > 150) & (hsv[:, 1] < 50)).mean()
     assert teeth(astronaut_portrait.image) > 0.3
     assert teeth(r.render({})) < 0.25 * teeth(astronaut_portrait.image)
-    # opening again shows the portrait's own (light) teeth under the upper lip, not a painted row
+    # opening again shows painted teeth under the upper lip in the colour of the portrait's own teeth
+    own = own_teeth_colour(astronaut_portrait.image, astronaut_portrait.landmarks)
+    assert own is not None and own.mean() > 200                      # her teeth: near white
     frame = r.render({"jaw_open": 0.6})
     lm = r.landmarks({"jaw_open": 0.6})
-    upper = np.round(lm[LIPS_INNER_UPPER[3:8], :2]).astype(int)
-    assert frame[upper[:, 1] + 3, upper[:, 0]].astype(float).mean() > 120
+    hole = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(lm[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1], :2]).astype(np.int32)], 1)
+    px = frame[cv2.erode(hole, np.ones((3, 3), np.uint8)) > 0].astype(float)
+    lum = px @ np.array([0.299, 0.587, 0.114])
+    shown = px[lum >= np.percentile(lum, 75)]                       # the lit teeth
+    assert shown.mean() > 170 and np.abs(shown.mean(0) / shown.mean() - own / own.mean()).max() < 0.08
     # and it stays the same person
     ref = identity.descriptor(astronaut_portrait.image)
     for f in ({}, {"jaw_open": 0.6}, {"jaw_open": 0.2, "lip_press": 1.0, "yaw": 8}):

@@ -8,7 +8,7 @@ Per frame:
   3. one remap of the portrait (whose irises were painted out once) through that flow field
   4. irises composited at their gaze position, clipped by the eyelids
   5. a mouth interior (cavity, upper and lower teeth, tongue) composited where the lips part, coloured,
-     blurred and grained like the portrait; an open-mouth portrait's own teeth move with their lips.
+     blurred and grained like the portrait; an open-mouth portrait's teeth are painted in their own colour.
 Only the triangles that move are rasterised, and only their bounding box is remapped.
 """
 from __future__ import annotations
@@ -349,6 +349,27 @@ def _lower_lip_moved_out(lm: np.ndarray) -> np.ndarray:
     return out
 
 
+def own_teeth_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """The colour of the teeth an open-mouth portrait shows (RGB float, lit side), or None when too few show.
+
+    Teeth are the light, unsaturated pixels between the inner lips (1 px in from them): luminance at least
+    0.55x the brightest 5% there (and >= 60), chroma below 0.3 of their brightness (lips are 0.35-0.9). They must cover a tenth of
+    the opening (and 20 px); the colour is the per-channel median of the lighter half of them, because the
+    painted teeth are shaded down from it (`Renderer._paint_teeth`)."""
+    hole = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(hole, [np.round(landmarks[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1][1:-1], :2]).astype(np.int32)], 1)
+    px = image[cv2.erode(hole, np.ones((3, 3), np.uint8)) > 0].astype(np.float32)
+    if len(px) < 20:
+        return None
+    lum = px @ np.float32([0.299, 0.587, 0.114])
+    chroma = (px.max(1) - px.min(1)) / np.maximum(px.max(1), 1.0)
+    teeth = (lum >= max(0.55 * float(np.percentile(lum, 95)), 60.0)) & (chroma < 0.3)
+    if teeth.sum() < max(20, 0.1 * len(px)):
+        return None
+    lit = px[teeth][lum[teeth] >= np.median(lum[teeth])]
+    return np.median(lit, 0)
+
+
 def close_mouth(portrait: Portrait) -> Portrait:
     """The closed-mouth version of an open-mouth portrait, built once per portrait.
 
@@ -356,8 +377,8 @@ def close_mouth(portrait: Portrait) -> Portrait:
     a lip press brings the lips together; one warp of the portrait moves the face to those landmarks, and the
     lips are redrawn from the open lips, stretched to meet (`_refill_lips`), so no tooth or cavity pixel
     survives. Every frame is rendered
-    from this version, so the mouth can close on p/b/m; when it opens, the renderer shows the portrait's own
-    teeth from the original (`Renderer.own_mouth`). On a wide "O" whose lower lip mediapipe placed on the
+    from this version, so the mouth can close on p/b/m; when it opens, the renderer paints the mouth interior
+    as for any closed-mouth portrait, with teeth in the colour the original showed (`own_teeth_colour`). On a wide "O" whose lower lip mediapipe placed on the
     cavity's edge, the lower lip's landmarks are first moved onto the lip (`_lower_lip_moved_out`), and the jaw
     closes more than 60% of the gap where the lips would otherwise stretch (`CLOSE_LIP_SHARE`).
     """
@@ -403,10 +424,12 @@ class Renderer:
     def __init__(self, portrait: Portrait, device: str = "auto", engine: str | None = None):
         """device: 'auto' | 'cpu' | 'cuda'; engine: 'cv2' or 'torch' for the flow field and remap
         (default: torch on a GPU, OpenCV on the CPU, which is faster there)."""
-        # an open-mouth portrait is rendered from its closed-mouth version; its own teeth are kept aside
-        self.own_mouth = None
-        if portrait.mouth_open > OPEN_MOUTH:
-            self.own_mouth = (portrait.image, _lip_profiles(portrait.landmarks.astype(np.float64)))
+        # an open-mouth portrait is rendered from its closed-mouth version; the colour of the teeth it showed
+        # is kept for the painted ones
+        self.opened_source = portrait.mouth_open > OPEN_MOUTH
+        self.own_teeth = None
+        if self.opened_source:
+            self.own_teeth = own_teeth_colour(portrait.image, portrait.landmarks)
             portrait = close_mouth(portrait)
         self.portrait = portrait
         self.size = S = portrait.size
@@ -533,6 +556,8 @@ class Renderer:
         # shade, about as bright as the lit skin, brighter only under frontal light)
         target = np.clip(1.15 * lum, 110.0, 225.0) * min(light, 1.0) ** 0.25
         self.teeth = np.clip(tint * target, 0, 255)
+        if self.own_teeth is not None:         # an open-mouth portrait showed its teeth: their colour, as lit there
+            self.teeth = np.clip(self.own_teeth, 0, 255)
         self.cavity = np.clip(self.lip * np.array([0.30, 0.15, 0.17]), 0, 255)
         self.tongue = np.clip(self.lip * np.array([0.88, 0.60, 0.64]) + 14, 0, 255)
         self.gum = np.clip(self.lip * np.array([1.0, 0.72, 0.72]) + 12, 0, 255)
@@ -701,7 +726,9 @@ class Renderer:
         dark red gradient, the tongue, upper teeth hanging from where the upper lip rests on the skull
         (`skull`: landmarks under the head pose alone), lower teeth rising from where the lower lip rests on
         the jaw (`jaw`: head pose and jaw only), each tooth shaded as a rounded shape with gaps between, gums
-        above the upper row, shadows cast by the lips; an open-mouth portrait shows its own teeth instead."""
+        above the upper row, shadows cast by the lips. An open-mouth portrait gets the same painted mouth, in the
+        colour of the teeth it showed (`own_teeth_colour`): re-using its own mouth pixels, stretched from its
+        narrow gap to a wide one, showed a dark, jagged cavity with fragments of teeth and a black inner rim."""
         (mid, u_ax, v_ax, half), (_, (uu, vu), (ul, vl), _) = _lip_profiles(cam)
         poly = cam[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1][1:-1], :2]
         lo = np.floor(poly.min(0)).astype(int) - 2
@@ -760,21 +787,7 @@ class Renderer:
         tongue = np.clip((v - tongue_top) / (0.02 * Wm + 0.8), 0, 1) * np.clip((0.8 - au) / 0.2, 0, 1)
         lit = 0.75 + 0.35 * np.exp(-np.maximum(v - tongue_top, 0) / (0.06 * Wm)) - 0.12 * np.exp(-(along * half / (0.05 * Wm + 0.5)) ** 2)
         col += tongue[..., None] * (self.tongue * (lit * (0.5 + 0.5 * depth))[..., None] - col)
-        if self.own_mouth is not None:
-            # the portrait's own teeth, carried by the lips: a smile shows mostly upper teeth, so the upper
-            # lip carries 65% of the portrait's gap and the lower lip 35%
-            own_image, ((smid, su_ax, sv_ax, shalf), (_, (suu, svu), (sul, svl), _)) = self.own_mouth
-            src_gap = np.interp(u, sul, svl) - np.interp(u, suu, svu)
-            take_up = a < np.maximum(0.65 * src_gap, 0)
-            take_lo = (b < np.maximum(0.35 * src_gap, 0)) & ~take_up
-            s_v = np.where(take_up, np.interp(u, suu, svu) + a, np.interp(u, sul, svl) - b)
-            sx = smid[0] + u * shalf * su_ax[0] + s_v * sv_ax[0]
-            sy = smid[1] + u * shalf * su_ax[1] + s_v * sv_ax[1]
-            own = cv2.remap(own_image, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_CUBIC,
-                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-            col = np.where((take_up | take_lo)[..., None], own, col)
-        else:
-            col = self._paint_teeth(col, along, v, a, b, v_teeth_up, v_teeth_lo, Wm, depth)
+        col = self._paint_teeth(col, along, v, a, b, v_teeth_up, v_teeth_lo, Wm, depth)
         col = cv2.GaussianBlur(col, (0, 0), self.mouth_blur)
         lum = col @ np.float32([0.299, 0.587, 0.114])
         # photo grain, weaker in the dark (grey noise on a dark red cavity would wash it out to grey)
@@ -810,7 +823,8 @@ class Renderer:
         lo_cover, lo_shade = row(self.LOWER_TEETH, 0.05 * Wm, v_teeth_lo - v - 0.015 * Wm)
         up_cover *= np.clip((0.84 - au) / 0.15, 0, 1)
         lo_cover *= np.clip((0.66 - au) / 0.15, 0, 1)
-        lip_shadow_up = 1 - 0.5 * np.exp(-np.maximum(a, 0) / (0.04 * Wm))       # the upper lip shades them
+        # the upper lip shades them a little (real open mouths: bright up to the lip; 0.5 read as grey teeth)
+        lip_shadow_up = 1 - 0.3 * np.exp(-np.maximum(a, 0) / (0.04 * Wm))
         lip_shadow_lo = 1 - 0.3 * np.exp(-np.maximum(b, 0) / (0.03 * Wm))
         # gums: a pink band above the upper teeth, seen when the upper lip lifts above the teeth's roots
         gum = np.clip((v_teeth_up - 0.01 * Wm - v) / 1.0 + 0.5, 0, 1) * np.clip((0.8 - au) / 0.2, 0, 1)

@@ -154,7 +154,7 @@ def review_portrait(pipe, image_path: Path, audio, out_dir: Path, frames_n: int 
     ratio = lambda ds: float(np.median([d for d in ds if d])) / d_src if d_src and any(ds) else float("nan")  # noqa: E731
     gaps = [g for g in (lip_gap(f) for f in frames[::2]) if g is not None]
     row.update(status="ok", framing=f"{portrait.crop_box}", yaw=round(portrait.yaw, 1),
-               open_source=bool(renderer.own_mouth is not None),
+               open_source=bool(renderer.opened_source),
                detail_framed=round(ratio([face_detail(portrait.image)]), 2),
                detail_rendered=round(ratio(d_mem), 2), detail_h264=round(ratio(d_enc), 2),
                border=round(max(border_excess(portrait.image, f) for f in sample), 2),
