@@ -18,6 +18,7 @@ from .portrait import (BROW_L, BROW_R, CHEEK_L, CHEEK_R, CHIN, EYE_L_LOWER, EYE_
                        LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, MOUTH_CORNERS, NOSE_BASE, Portrait, rotation_matrix)
 
 JAW_MAX_DEG = 16.0   # jaw rotation at jaw_open = 1
+CORNER_JAW = 0.4     # share of the jaw's rotation that the mouth corners follow
 CHEEK_APPLE_R, CHEEK_APPLE_L = 50, 280   # mediapipe landmarks on the cheekbones' apples (image left, right)
 
 
@@ -91,16 +92,19 @@ def build_rig(p: Portrait) -> FaceRig:
         depth[mask] = np.clip((y[mask] - y_in) / span, 0.0, 1.0)
     centre_w = np.clip(1.0 - 0.55 * half ** 2, 0.35, 1.0)
 
-    # jaw weights: lower lip 1 at the centre -> ~0.45 at the corners; chin and lower face 1, fading
-    # towards the sides of the jaw; nothing above the nose base; upper lip 0
+    # jaw weights: lower lip 1 at the centre -> 0.4 at the corners, which move down with 0.4 of the jaw; the
+    # upper lip 0, except its last fifth or so, which bends down to the corners so the opening tapers to them
+    # (with the upper lip fixed up to the corners, an open mouth ended in a blunt vertical edge with a wedge
+    # of stretched skin between it and the lip corner); chin and lower face 1, fading towards the sides of
+    # the jaw; nothing above the nose base
     y_nb, y_mc, y_chin = F[NOSE_BASE, 1], F[list(MOUTH_CORNERS), 1].mean(), F[CHIN, 1]
     vertical = _smoothstep(y_nb + 0.35 * (y_mc - y_nb), y_mc + 0.35 * (y_chin - y_mc), y)
     lateral = 1.0 - 0.6 * _smoothstep(0.2 * W, 0.55 * W, np.abs(x - mc[0]))
     jaw = vertical * lateral
-    jaw[upper] = 0.0
-    jaw[lower] = np.clip(1.0 - 0.55 * np.clip(half[lower], 0, 1) ** 2, 0.45, 1.0)
+    jaw[upper] = CORNER_JAW * _smoothstep(0.55, 1.0, half[upper])
+    jaw[lower] = 1.0 - (1.0 - CORNER_JAW) * np.clip(half[lower], 0, 1) ** 2
     for i in MOUTH_CORNERS + INNER_CORNERS:
-        jaw[i] = 0.4
+        jaw[i] = CORNER_JAW
     jaw[y < y_nb] = 0.0
     pivot = (float((F[CHEEK_R, 1] + F[CHEEK_L, 1]) / 2), float(F[CHIN, 2] + 0.6 * W))
 
