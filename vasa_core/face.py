@@ -80,7 +80,13 @@ def build_rig(p: Portrait) -> FaceRig:
         lower[i], upper[i] = True, False
     for i in MOUTH_CORNERS + INNER_CORNERS:
         upper[i] = lower[i] = False
-    half = np.abs(x - mc[0]) / (Wm / 2)               # 0 at the mouth centre, 1 at the corners
+    # 0 at the mouth centre, 1 at the corners, measured on each side to its own corner: on a 3/4 view the
+    # frontalised mouth centre sits off the corners' midpoint (art_15: 0.75 at one corner, 1.04 at the other)
+    def sided(corner_ids) -> np.ndarray:
+        x_c = np.sort(F[list(corner_ids), 0])
+        return np.where(x < mc[0], (mc[0] - x) / max(mc[0] - x_c[0], 1e-6), (x - mc[0]) / max(x_c[1] - mc[0], 1e-6))
+    half = sided(MOUTH_CORNERS)
+    half_in = np.clip(sided(INNER_CORNERS), 0.0, 1.0)  # the same to the inner corners, where the opening ends
     # depth into each lip: 0 on its inner (aperture) edge, 1 on its outer contour; thinning or everting a lip
     # moves the outer contour, the aperture between the lips stays where the jaw and lip drop/raise put it
     depth = np.zeros(len(F))
@@ -101,8 +107,8 @@ def build_rig(p: Portrait) -> FaceRig:
     vertical = _smoothstep(y_nb + 0.35 * (y_mc - y_nb), y_mc + 0.35 * (y_chin - y_mc), y)
     lateral = 1.0 - 0.6 * _smoothstep(0.2 * W, 0.55 * W, np.abs(x - mc[0]))
     jaw = vertical * lateral
-    jaw[upper] = CORNER_JAW * _smoothstep(0.55, 1.0, half[upper])
-    jaw[lower] = 1.0 - (1.0 - CORNER_JAW) * np.clip(half[lower], 0, 1) ** 2
+    jaw[upper] = CORNER_JAW * _smoothstep(0.55, 1.0, half_in[upper])
+    jaw[lower] = 1.0 - (1.0 - CORNER_JAW) * half_in[lower] ** 2
     for i in MOUTH_CORNERS + INNER_CORNERS:
         jaw[i] = CORNER_JAW
     jaw[y < y_nb] = 0.0
