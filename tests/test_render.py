@@ -180,6 +180,20 @@ def _inner_gap(lm):
     return float(np.linalg.norm(lm[13, :2] - lm[14, :2]) / np.linalg.norm(lm[234, :2] - lm[454, :2]))
 
 
+@pytest.mark.parametrize("name", ["hopper_portrait", "astronaut_portrait"])
+def test_open_mouth_tapers_to_its_corners(name, request):
+    """An open mouth ends in pointed corners: at each inner corner the upper and lower inner lips leave at an
+    angle well under 90 degrees (with the upper lip fixed up to the corner while the corner dropped with the
+    jaw, the opening ended in a near-vertical edge, 72-144 degrees, with a wedge of stretched skin beside it)."""
+    r = Renderer(request.getfixturevalue(name), device="cpu")
+    cam = r.landmarks({"jaw_open": 0.6})
+    for corner, upper, lower in ((78, 191, 95), (308, 415, 324)):
+        a, b = cam[upper, :2] - cam[corner, :2], cam[lower, :2] - cam[corner, :2]
+        angle = np.degrees(np.arccos(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
+        assert angle < 60, (corner, angle)
+    assert cam[14, 1] - cam[13, 1] > 0.08 * r.rig.mouth_width      # and the mouth did open
+
+
 def test_own_teeth_colour_needs_visible_teeth(hopper_portrait):
     """A closed mouth shows no teeth; a dark red opening (lips, tongue, cavity) has none either."""
     assert own_teeth_colour(hopper_portrait.image, hopper_portrait.landmarks) is None
