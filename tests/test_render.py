@@ -265,19 +265,37 @@ def test_mouth_interior_teeth_on_the_skull(hopper_renderer):
     assert n > 12
     assert col[int(0.75 * n):].mean() > 1.3 * col[int(0.3 * n):int(0.5 * n)].mean()   # tongue lit, back dark
 
-    def teeth_edge(f):      # lowest row below the upper lip where the (bright) upper teeth still show
+    def teeth_edge(f):      # the upper teeth's edge: the end of the first bright run below the upper lip
         fr = hopper_renderer.render(f)
         l = hopper_renderer.landmarks(f)
         g = cv2.cvtColor(fr, cv2.COLOR_RGB2GRAY).astype(float)[:, int(round(l[13, 0]))]
         y0, y1 = int(l[13, 1]), int(l[14, 1])
         seg = g[y0:y1]
         assert seg.max() > 1.8 * np.percentile(seg, 20)          # light teeth against the dark cavity
-        bright = np.nonzero(seg > 0.5 * (seg.max() + np.percentile(seg, 20)))[0]     # teeth, not cavity
-        return y0 + bright.max(), l[13, 1]
+        bright = seg > 0.5 * (seg.max() + np.percentile(seg, 20))    # teeth, not cavity
+        first = int(np.argmax(bright))
+        assert first < 0.3 * len(seg)                             # they hang from the upper lip
+        return y0 + first + int(np.argmin(bright[first:])), l[13, 1]
     edge0, lip0 = teeth_edge({"jaw_open": 0.6})
     edge1, lip1 = teeth_edge({"jaw_open": 0.6, "upper_lip_raise": 1.0})
     assert lip0 - lip1 > 3                                        # the upper lip went up ...
     assert abs(edge1 - edge0) <= 1.5                              # ... the teeth stayed
+
+
+def test_lower_teeth_show_only_when_the_lower_lip_drops(hopper_renderer):
+    """The lower incisors are on the jaw with the lower lip, just below its edge: an open jaw alone shows the
+    tongue above the lower lip, a dropped lower lip (open vowels) bares the lower teeth."""
+    def above_lower_lip(f):      # luminance of the band just above the lower lip's inner edge, centre column
+        fr = hopper_renderer.render(f)
+        l = hopper_renderer.landmarks(f)
+        g = cv2.cvtColor(fr, cv2.COLOR_RGB2GRAY).astype(float)
+        x, y = int(round(l[14, 0])), int(round(l[14, 1]))
+        band = max(2, int(round(0.03 * hopper_renderer.rig.mouth_width)))
+        return g[y - band - 1:y - 1, x - 2:x + 3].mean(), g[int(l[13, 1]) + 1:y, x].max()
+    closed_lip, top = above_lower_lip({"jaw_open": 0.6})
+    dropped, top_d = above_lower_lip({"jaw_open": 0.6, "lower_lip_drop": 1.0})
+    assert closed_lip < 0.6 * top            # tongue / cavity there, darker than the upper teeth
+    assert dropped > 0.8 * top_d             # teeth, about as light as the upper row
 
 
 def test_cheeks_and_lids(hopper_renderer):

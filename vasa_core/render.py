@@ -818,9 +818,12 @@ class Renderer:
             shade *= 1 - 0.22 * np.clip(dist / np.maximum(tip, 1e-3), 0, 1) ** 3    # translucent tips
             return cover, shade
         up_cover, up_shade = row(self.UPPER_TEETH, 0.095 * Wm, v - v_teeth_up + 0.01 * Wm)
-        # the lower incisors' tips sit just below the lower lip's resting edge: they show when the lower lip
-        # drops or the jaw opens wide, as in real speech, not as a second row in every open mouth
-        lo_cover, lo_shade = row(self.LOWER_TEETH, 0.05 * Wm, v_teeth_lo - v - 0.015 * Wm)
+        # the lower incisors' tips sit just below the lower lip's inner edge as the jaw alone puts it (both are
+        # on the jaw): they show when the lower lip drops (open vowels), as in real speech, not as a second row
+        # in every open mouth (until 2026-12-03 they stood 0.065 mouth widths above that edge, and every open
+        # frame showed both rows, next to real speakers whose lower teeth mostly stay hidden)
+        lo_len = 0.05 * Wm
+        lo_cover, lo_shade = row(self.LOWER_TEETH, lo_len, v_teeth_lo - v + lo_len + 0.005 * Wm)
         up_cover *= np.clip((0.84 - au) / 0.15, 0, 1)
         lo_cover *= np.clip((0.66 - au) / 0.15, 0, 1)
         # the upper lip shades them a little (real open mouths: bright up to the lip; 0.5 read as grey teeth)
