@@ -288,6 +288,15 @@ def _refill_lips(image: np.ndarray, source: np.ndarray, src_lm: np.ndarray, dst_
     sy = smid[1] + u * shalf * su[1] + s_v * sv[1]
     lips = cv2.remap(source, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LANCZOS4,
                      borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    # specular glints on glossy lips, stretched with the lip, became tall bright bars that read as tooth edges
+    # (sadtalker__art_16): light above the lip's local colour goes where the lip is stretched by 1.5x or more
+    # (the broad sheen, in the local colour, stays)
+    stretch = np.where(up, (seam - vo_u) / np.maximum(0.55 * (s_in_u - s_out_u), 0.5),
+                       (vo_l - seam) / np.maximum(0.5 * (s_out_l - s_in_l), 0.5))
+    local = cv2.GaussianBlur(lips, (0, 0), max(1.0, 0.15 * dhalf))
+    Y = np.float32([0.299, 0.587, 0.114])
+    glint = np.clip((lips @ Y - local @ Y - 6.0) / 10.0, 0.0, 1.0)        # clearly lighter than around it
+    lips -= np.maximum(lips - local, 0) * (glint * np.clip((stretch - 1.0) / 0.5, 0.0, 1.0))[..., None]
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.fillPoly(mask, [np.round((outer - [x0, y0]) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
     alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 0.8)
