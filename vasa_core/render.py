@@ -813,13 +813,14 @@ class Renderer:
         """Upper and lower teeth rows over the cavity colours `col` (in place and returned)."""
         au = np.abs(u)
 
-        def row(edges: np.ndarray, length: float, dist: np.ndarray):
-            """coverage and shading of one row; `dist` = pixels from the row's root line towards its edge"""
+        def row(edges: np.ndarray, length: float, dist: np.ndarray, rounding: float = 0.22):
+            """coverage and shading of one row; `dist` = pixels from the row's root line towards its edge;
+            `rounding`: how far a tooth's edge falls back at its sides (share of its length)"""
             k = np.clip(np.searchsorted(edges, au) - 1, 0, len(edges) - 2)
             frac = (au - edges[k]) / (edges[k + 1] - edges[k])
             c = 2 * frac - 1
             jitter = np.sin(12.9898 * k + 3.1 * np.sign(u) + 1.7 * length)                 # no two teeth alike
-            tip = length * (1 - 0.22 * c ** 4) * (1 - 0.25 * k / len(edges)) * (1 + 0.07 * jitter)   # rounded edges
+            tip = length * (1 - rounding * c ** 4) * (1 - 0.25 * k / len(edges)) * (1 + 0.07 * jitter)   # rounded edges
             cover = np.clip(tip - dist + 0.5, 0, 1) * np.clip(dist + 0.04 * Wm, 0, 1) * (au < edges[-1])
             to_gap = np.minimum(frac, 1 - frac) * (edges[k + 1] - edges[k]) * Wm / 2      # px to the nearest gap
             shade = (1 - 0.12 * c ** 2) * (1 - 0.2 * np.exp(-(to_gap / 0.6) ** 2))           # convex, soft gaps
@@ -828,11 +829,13 @@ class Renderer:
             return cover, shade
         up_cover, up_shade = row(self.UPPER_TEETH, 0.095 * Wm, v - v_teeth_up + 0.01 * Wm)
         # the lower incisors' tips sit just below the lower lip's inner edge as the jaw alone puts it (both are
-        # on the jaw): they show when the lower lip drops (open vowels), as in real speech, not as a second row
+        # on the jaw; tips 0.02 mouth widths under it): they show when the lower lip drops (open vowels), as in real speech, not as a second row
         # in every open mouth (until 2026-12-03 they stood 0.065 mouth widths above that edge, and every open
         # frame showed both rows, next to real speakers whose lower teeth mostly stay hidden)
+        # (the lower incisors' edges are nearly straight: with rounded ones, the sliver that shows over a slightly
+        # dropped lip was a dotted line of separate tips)
         lo_len = 0.05 * Wm
-        lo_cover, lo_shade = row(self.LOWER_TEETH, lo_len, v_teeth_lo - v + lo_len + 0.005 * Wm)
+        lo_cover, lo_shade = row(self.LOWER_TEETH, lo_len, v_teeth_lo - v + lo_len + 0.02 * Wm, rounding=0.06)
         up_cover *= np.clip((0.84 - au) / 0.15, 0, 1)
         lo_cover *= np.clip((0.66 - au) / 0.15, 0, 1)
         # the upper lip shades them a little (real open mouths: bright up to the lip; 0.5 read as grey teeth)
@@ -845,6 +848,6 @@ class Renderer:
         def shaded(light: np.ndarray) -> np.ndarray:
             light = np.clip(light, 0, 1.1)[..., None]
             return self.teeth * light + 0.5 * self.lip * (1 - np.minimum(light, 1))
-        col += lo_cover[..., None] * (shaded(0.7 * depth * lo_shade * lip_shadow_lo) - col)
+        col += lo_cover[..., None] * (shaded(0.8 * depth * lo_shade * lip_shadow_lo) - col)
         col += up_cover[..., None] * (shaded(depth ** 0.7 * up_shade * lip_shadow_up) - col)
         return col
