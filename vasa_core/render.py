@@ -828,12 +828,11 @@ class Renderer:
             shade *= 1 - 0.22 * np.clip(dist / np.maximum(tip, 1e-3), 0, 1) ** 3    # translucent tips
             return cover, shade
         up_cover, up_shade = row(self.UPPER_TEETH, 0.095 * Wm, v - v_teeth_up + 0.01 * Wm)
-        # the lower incisors' tips sit just below the lower lip's inner edge as the jaw alone puts it (both are
-        # on the jaw; tips 0.02 mouth widths under it): they show when the lower lip drops (open vowels), as in real speech, not as a second row
-        # in every open mouth (until 2026-12-03 they stood 0.065 mouth widths above that edge, and every open
-        # frame showed both rows, next to real speakers whose lower teeth mostly stay hidden)
-        # (the lower incisors' edges are nearly straight: with rounded ones, the sliver that shows over a slightly
-        # dropped lip was a dotted line of separate tips)
+        # the lower incisors sit on the jaw with the lower lip, their tips 0.02 mouth widths under its inner
+        # edge as the jaw alone puts it: they show when the lower lip drops (open vowels), as in real speech, not
+        # as a second row in every open mouth (until 2026-12-03 they stood 0.065 mouth widths above that edge,
+        # and every open frame showed both rows, next to real speakers whose lower teeth mostly stay hidden);
+        # their edges are nearly straight (rounded ones made the sliver over a slightly dropped lip a dotted line)
         lo_len = 0.05 * Wm
         lo_cover, lo_shade = row(self.LOWER_TEETH, lo_len, v_teeth_lo - v + lo_len + 0.02 * Wm, rounding=0.06)
         up_cover *= np.clip((0.84 - au) / 0.15, 0, 1)
