@@ -362,9 +362,9 @@ def own_teeth_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | N
     """The colour of the teeth an open-mouth portrait shows (RGB float, lit side), or None when too few show.
 
     Teeth are the light, unsaturated pixels between the inner lips (1 px in from them): luminance at least
-    0.55x the brightest 5% there (and >= 60), chroma below 0.3 of their brightness (lips are 0.35-0.9). They must cover a tenth of
-    the opening (and 20 px); the colour is the per-channel median of the lighter half of them, because the
-    painted teeth are shaded down from it (`Renderer._paint_teeth`)."""
+    0.55x the brightest 5% there (and >= 60), chroma below 0.3 of their brightness (lips are 0.35-0.9). They
+    must cover a tenth of the opening (and 20 px); the colour is the per-channel median of the lighter half of
+    them, because the painted teeth are shaded down from it (`Renderer._paint_teeth`)."""
     hole = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(hole, [np.round(landmarks[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1][1:-1], :2]).astype(np.int32)], 1)
     px = image[cv2.erode(hole, np.ones((3, 3), np.uint8)) > 0].astype(np.float32)
@@ -385,9 +385,9 @@ def close_mouth(portrait: Portrait) -> Portrait:
     The jaw turns up by as much as it is open (60% of the lip gap at the centre, the rest is the lips), then
     a lip press brings the lips together; one warp of the portrait moves the face to those landmarks, and the
     lips are redrawn from the open lips, stretched to meet (`_refill_lips`), so no tooth or cavity pixel
-    survives. Every frame is rendered
-    from this version, so the mouth can close on p/b/m; when it opens, the renderer paints the mouth interior
-    as for any closed-mouth portrait, with teeth in the colour the original showed (`own_teeth_colour`). On a wide "O" whose lower lip mediapipe placed on the
+    survives. Every frame is rendered from this version, so the mouth can close on p/b/m; when it opens, the
+    renderer paints the mouth interior as for any closed-mouth portrait, with teeth in the colour the original
+    showed (`own_teeth_colour`). On a wide "O" whose lower lip mediapipe placed on the
     cavity's edge, the lower lip's landmarks are first moved onto the lip (`_lower_lip_moved_out`), and the jaw
     closes more than 60% of the gap where the lips would otherwise stretch (`CLOSE_LIP_SHARE`).
     """
