@@ -698,7 +698,12 @@ class Renderer:
             inside = hit[ya:yb, xa:xb].astype(np.float32)
             region = out[y0 + ya:y0 + yb, x0 + xa:x0 + xb].astype(np.float32)
             a = (w * inside)[..., None]
-            out[y0 + ya:y0 + yb, x0 + xa:x0 + xb] = np.clip(region + a * (tex - region) + 0.5, 0, 255).astype(np.uint8)
+            mixed = region + a * (tex - region)
+            # the lid closes to a line that the flow draws 1 px thin and stair-stepped along the lower lid:
+            # soften it vertically, as much as the lid is shut
+            soft = cv2.GaussianBlur(mixed, (0, 0), sigmaX=0.5, sigmaY=0.9)
+            mixed += a * (soft - mixed)
+            out[y0 + ya:y0 + yb, x0 + xa:x0 + xb] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
     # --- eyes -----------------------------------------------------------------------------------------------
     def _composite_eyes(self, out: np.ndarray, cam: np.ndarray, f: dict[str, float]) -> None:
