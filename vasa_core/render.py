@@ -379,6 +379,30 @@ def own_teeth_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | N
     return np.median(lit, 0)
 
 
+def _taper_lip_corners(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Closed-mouth landmarks whose lips thin towards the corners as closed lips do. A closed wide "O"
+    (liveportrait__d19) kept the O's ring at the corners: lips thicker there than in the middle, a mouth with
+    square ends. A lip (mask `upper` / `lower` over the landmarks) whose thickness at 0.9 of the way to the
+    corners is over 0.8x its middle's is brought, point by point along its depth, to at most the middle's
+    thickness x sqrt(1 - u^2) (at least a quarter of it), u = 0 in the middle and 1 at the corners; closed lips
+    in photos taper like that (anitalker__girl: 0.33x at 0.9). Other lips are returned as they are."""
+    (mid, u_ax, v_ax, half), (s_ou, s_iu, s_il, s_ol) = _lip_profiles(lm)
+    out = lm.copy()
+    q = lm[:, :2] - mid
+    u, v = q @ u_ax / half, q @ v_ax
+    for mask, outer, inner in ((upper, s_ou, s_iu), (lower, s_ol, s_il)):
+        def thickness(at: np.ndarray) -> np.ndarray:
+            return np.abs(np.interp(at, *outer) - np.interp(at, *inner))
+        middle = float(np.median(thickness(np.linspace(-0.3, 0.3, 7))))
+        if middle <= 1.0 or thickness(np.array([-0.9, 0.9])).mean() <= 0.8 * middle:
+            continue
+        v_in = np.interp(u, *inner)
+        have = np.maximum(thickness(u), 1e-6)
+        want = np.minimum(have, middle * np.maximum(np.sqrt(np.clip(1 - u ** 2, 0, 1)), 0.25))
+        out[mask, :2] += ((v_in + (v - v_in) * want / have - v)[mask])[:, None] * v_ax[None, :]
+    return out
+
+
 def close_mouth(portrait: Portrait) -> Portrait:
     """The closed-mouth version of an open-mouth portrait, built once per portrait.
 
@@ -404,7 +428,8 @@ def close_mouth(portrait: Portrait) -> Portrait:
     jaw_share = max(0.6, 1.0 - CLOSE_LIP_SHARE * lips / gap) if gap > 1e-6 else 0.0
     lift = deform(rig, {"jaw_open": -0.1})[LIP_MID_LOWER, 1] - f[LIP_MID_LOWER, 1]   # lower lip per -0.1 of jaw
     jaw = float(np.clip(0.1 * jaw_share * gap / lift, -1.5, 0.0)) if lift < -1e-6 else 0.0
-    closed = rig.pose_points(deform(rig, {"jaw_open": jaw, "lip_press": 1.0}), 0, 0, 0, 0, 0, 1, S)
+    closed = _taper_lip_corners(rig.pose_points(deform(rig, {"jaw_open": jaw, "lip_press": 1.0}), 0, 0, 0, 0, 0, 1, S),
+                                rig.upper_lip, rig.lower_lip)
     mesh = build_mesh(portrait.landmarks, rig.face_width, S)
     flow = flow_field(mesh, *mesh.targets(closed), S)
     image = portrait.image
