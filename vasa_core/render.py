@@ -25,6 +25,7 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, FACE_
                        LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, Portrait)
 
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
+LUMA = np.float32([0.299, 0.587, 0.114])   # RGB -> luminance (Rec. 601), for colour arithmetic on pixels
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
 CLOSE_LIP_SHARE = 0.4   # closing an open portrait's mouth, the lips stretch to cover at most this share of their height
 LIP_OUTER_TOP, LIP_OUTER_BOTTOM = 0, 17   # outer lip edges at the mouth's middle
@@ -294,8 +295,7 @@ def _refill_lips(image: np.ndarray, source: np.ndarray, src_lm: np.ndarray, dst_
     stretch = np.where(up, (seam - vo_u) / np.maximum(0.55 * (s_in_u - s_out_u), 0.5),
                        (vo_l - seam) / np.maximum(0.5 * (s_out_l - s_in_l), 0.5))
     local = cv2.GaussianBlur(lips, (0, 0), max(1.0, 0.15 * dhalf))
-    Y = np.float32([0.299, 0.587, 0.114])
-    glint = np.clip((lips @ Y - local @ Y - 6.0) / 10.0, 0.0, 1.0)        # clearly lighter than around it
+    glint = np.clip((lips @ LUMA - local @ LUMA - 6.0) / 10.0, 0.0, 1.0)        # clearly lighter than around it
     lips -= np.maximum(lips - local, 0) * (glint * np.clip((stretch - 1.0) / 0.5, 0.0, 1.0))[..., None]
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     cv2.fillPoly(mask, [np.round((outer - [x0, y0]) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
@@ -370,7 +370,7 @@ def own_teeth_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray | N
     px = image[cv2.erode(hole, np.ones((3, 3), np.uint8)) > 0].astype(np.float32)
     if len(px) < 20:
         return None
-    lum = px @ np.float32([0.299, 0.587, 0.114])
+    lum = px @ LUMA
     chroma = (px.max(1) - px.min(1)) / np.maximum(px.max(1), 1.0)
     teeth = (lum >= max(0.55 * float(np.percentile(lum, 95)), 60.0)) & (chroma < 0.3)
     if teeth.sum() < max(20, 0.1 * len(px)):
@@ -576,14 +576,13 @@ class Renderer:
         self.skin = np.median(img[cheeks > 0], 0)
         lip_px = img[(lips > 0) & ~cv2.dilate(cheeks, np.ones((3, 3), np.uint8)).astype(bool)]
         self.lip = np.median(lip_px, 0) if len(lip_px) else self.skin * np.array([0.9, 0.6, 0.6])
-        lum = float(self.skin @ np.array([0.299, 0.587, 0.114]))
+        lum = float(self.skin @ LUMA)
         light = np.clip(lum / 170.0, 0.45, 1.2)
         # teeth: ivory, tinted a quarter of the way towards the skin's own colour (the scene's light and its
         # bounce off the skin), never bluer than neutral (white-balancing by the skin turned teeth cyan on grey
         # and cool-toned portraits), and brighter than the skin around them, or they read as grey
-        Y = np.array([0.299, 0.587, 0.114])
         ivory = np.array([236.0, 226.0, 204.0])
-        tint = 0.75 * ivory / float(ivory @ Y) + 0.25 * self.skin / max(float(self.skin @ Y), 1.0)
+        tint = 0.75 * ivory / float(ivory @ LUMA) + 0.25 * self.skin / max(float(self.skin @ LUMA), 1.0)
         tint[1] = min(tint[1], tint[0])
         tint[2] = min(tint[2], tint[1])
         # (next to real talking videos, 1.4x the skin's luminance was too white: teeth sit in the mouth's
@@ -602,7 +601,7 @@ class Renderer:
         keep = float(np.clip(sat / LIP_FULL_SATURATION, 0.0, 1.0))
         for name in ("teeth", "cavity", "tongue", "gum"):
             c = getattr(self, name)
-            y = float(c @ Y)
+            y = float(c @ LUMA)
             setattr(self, name, np.clip(y + keep * (c - y), 0, 255))
         gray = cv2.cvtColor(p.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
         hp = gray - cv2.GaussianBlur(gray, (0, 0), 1.5)
@@ -828,7 +827,7 @@ class Renderer:
         col += tongue[..., None] * (self.tongue * (lit * (0.5 + 0.5 * depth))[..., None] - col)
         col = self._paint_teeth(col, along, v, a, b, v_teeth_up, v_teeth_lo, Wm, depth)
         col = cv2.GaussianBlur(col, (0, 0), self.mouth_blur)
-        lum = col @ np.float32([0.299, 0.587, 0.114])
+        lum = col @ LUMA
         # photo grain, weaker in the dark (grey noise on a dark red cavity would wash it out to grey)
         col += (self.grain * np.clip(lum / 140.0, 0.15, 1.0) * self.noise[y0:y1, x0:x1])[..., None]
         region = out[y0:y1, x0:x1].astype(np.float32)
