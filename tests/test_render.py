@@ -1,12 +1,14 @@
 """The renderer driven by explicit motion: what a person would check, measured on the pixels."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
 
 from vasa_core.portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, LIPS_INNER_LOWER,
-                                LIPS_INNER_UPPER, NOSE_TIP, fit_mesh)
+                                LIPS_INNER_UPPER, LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, NOSE_TIP, fit_mesh)
 from vasa_core.render import Renderer, own_teeth_colour
 
 
@@ -207,6 +209,50 @@ def test_own_teeth_colour_needs_visible_teeth(hopper_portrait):
     img[(hole > 0) & (np.arange(img.shape[0])[:, None] < lm[13, 1] + 5)] = (230, 225, 215)   # now upper teeth
     c = own_teeth_colour(img, lm)
     assert c is not None and np.allclose(c, (230, 225, 215), atol=2)
+
+
+def test_closed_lips_taper_to_the_corners(hopper_portrait):
+    """Closed lips that come out thicker at the corners than in the middle (a closed wide "O") are thinned
+    towards the corners; lips that already taper are left as they are."""
+    from vasa_core.face import build_rig
+    from vasa_core.render import _lip_profiles, _taper_lip_corners
+    rig = build_rig(hopper_portrait)
+    lm = hopper_portrait.landmarks.astype(np.float64)
+    assert np.allclose(_taper_lip_corners(lm, rig.upper_lip, rig.lower_lip), lm)   # Hopper's lips taper
+
+    def thickness(points, at):          # upper lip: inner contour minus outer contour, along the mouth
+        _, (s_ou, s_iu, _, _) = _lip_profiles(points)
+        return np.interp(at, *s_iu) - np.interp(at, *s_ou)
+    (mid, u_ax, v_ax, half), _ = _lip_profiles(lm)
+    u = (lm[:, :2] - mid) @ u_ax / half
+    square = lm.copy()                  # the upper lip's outer contour raised towards the corners
+    outer = LIPS_OUTER_UPPER[1:-1]
+    square[outer, :2] -= (12.0 * np.clip(np.abs(u[outer]) - 0.4, 0, None))[:, None] * v_ax
+    assert thickness(square, 0.9) > thickness(square, 0.0)
+    tapered = _taper_lip_corners(square, rig.upper_lip, rig.lower_lip)
+    assert thickness(tapered, 0.9) < 0.6 * thickness(tapered, 0.0)
+    assert abs(thickness(tapered, 0.0) - thickness(square, 0.0)) < 0.5      # the middle keeps its thickness
+
+
+def test_closing_drops_stretched_glints(astronaut_portrait):
+    """Glints on a glossy lower lip, stretched with the lip as the mouth closes, read as tooth edges: where
+    the lip is stretched, specks much lighter than the lip around them are taken out."""
+    from vasa_core.render import _lip_profiles, close_mouth
+    img = astronaut_portrait.image.copy()
+    lm = astronaut_portrait.landmarks.astype(np.float64)
+    (mid, u_ax, v_ax, half), (_, _, s_il, s_ol) = _lip_profiles(lm)
+    for t in np.linspace(-0.5, 0.5, 6):     # white specks half-way down the lower lip
+        v = 0.5 * (np.interp(t, *s_il) + np.interp(t, *s_ol))
+        x, y = mid + t * half * u_ax + v * v_ax
+        cv2.circle(img, (int(round(x)), int(round(y))), 1, (255, 255, 255), -1)
+    closed = close_mouth(replace(astronaut_portrait, image=img))
+    c = closed.landmarks.astype(np.float64)
+    (cmid, cu, cv_, chalf), (_, c_iu, c_il, c_ol) = _lip_profiles(c)
+    lip = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(lip, [np.round(c[LIPS_INNER_LOWER + LIPS_OUTER_LOWER[::-1], :2]).astype(np.int32)], 1)
+    lum = cv2.cvtColor(closed.image, cv2.COLOR_RGB2GRAY).astype(float)
+    excess = lum - cv2.GaussianBlur(lum, (0, 0), 3.0)
+    assert excess[cv2.erode(lip, np.ones((3, 3), np.uint8)) > 0].max() < 40
 
 
 def test_open_mouth_portrait_closes(astronaut_portrait, identity):
