@@ -344,6 +344,21 @@ def test_lower_teeth_show_only_when_the_lower_lip_drops(hopper_renderer):
     assert dropped > 0.8 * top_d             # teeth, about as light as the upper row
 
 
+@pytest.mark.parametrize("name", ["hopper_portrait", "astronaut_portrait"])
+def test_closed_lid_line_is_soft(name, request):
+    """A fully closed eye meets in a soft lash line, not a 1-px stair-stepped crack: the strongest vertical
+    luminance steps over the closed eye (99th percentile) stay under 45 grey levels (50-75 without the
+    softening)."""
+    r = Renderer(request.getfixturevalue(name), device="cpu")
+    f = {"blink_l": 1.0, "blink_r": 1.0}
+    frame, lm = r.render(f), r.landmarks(f)
+    g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(float)
+    for upper, lower in ((EYE_R_UPPER, EYE_R_LOWER), (EYE_L_UPPER, EYE_L_LOWER)):
+        pts = lm[upper + lower, :2]
+        (x0, y0), (x1, y1) = np.floor(pts.min(0)).astype(int) - 2, np.ceil(pts.max(0)).astype(int) + 3
+        assert np.percentile(np.abs(np.diff(g[y0:y1, x0:x1], axis=0)), 99) < 45
+
+
 def test_cheeks_and_lids(hopper_renderer):
     area = lambda poly: cv2.contourArea(poly.astype(np.float32))   # noqa: E731
     base = hopper_renderer.landmarks({})
