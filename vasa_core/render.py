@@ -837,33 +837,40 @@ class Renderer:
     # premolars, as they project onto a curved arch (narrower towards the corners)
     UPPER_TEETH = np.array([0.0, 0.27, 0.48, 0.64, 0.76, 0.86])
     LOWER_TEETH = np.array([0.0, 0.17, 0.33, 0.47, 0.59, 0.70])
+    # each tooth's length against the central incisor's: the upper laterals are visibly shorter than the
+    # centrals and the canines (a row of equal lengths read as dentures at 2x), premolars shorter again
+    UPPER_HEIGHTS = np.array([1.0, 0.86, 0.95, 0.82, 0.76])
+    LOWER_HEIGHTS = np.array([1.0, 0.98, 0.95, 0.88, 0.82])
 
     def _paint_teeth(self, col, u, v, a, b, v_teeth_up, v_teeth_lo, Wm, depth):
         """Upper and lower teeth rows over the cavity colours `col` (in place and returned)."""
         au = np.abs(u)
 
-        def row(edges: np.ndarray, length: float, dist: np.ndarray, rounding: float = 0.22):
+        def row(edges: np.ndarray, heights: np.ndarray, length: float, dist: np.ndarray, rounding: float = 0.22):
             """coverage and shading of one row; `dist` = pixels from the row's root line towards its edge;
-            `rounding`: how far a tooth's edge falls back at its sides (share of its length)"""
+            `heights`: each tooth's length as a share of `length`; `rounding`: how far a tooth's edge falls back
+            at its sides (share of its length); the upper canine (third tooth) comes to a point"""
             k = np.clip(np.searchsorted(edges, au) - 1, 0, len(edges) - 2)
             frac = (au - edges[k]) / (edges[k + 1] - edges[k])
             c = 2 * frac - 1
             jitter = np.sin(12.9898 * k + 3.1 * np.sign(u) + 1.7 * length)                 # no two teeth alike
-            tip = length * (1 - rounding * c ** 4) * (1 - 0.25 * k / len(edges)) * (1 + 0.07 * jitter)   # rounded edges
+            edge = np.where((k == 2) & (rounding > 0.1), 1 - 0.3 * np.abs(c) ** 1.5, 1 - rounding * c ** 4)
+            tip = length * edge * heights[k] * (1 + 0.05 * jitter)                    # rounded (or pointed) edges
             cover = np.clip(tip - dist + 0.5, 0, 1) * np.clip(dist + 0.04 * Wm, 0, 1) * (au < edges[-1])
             to_gap = np.minimum(frac, 1 - frac) * (edges[k + 1] - edges[k]) * Wm / 2      # px to the nearest gap
             shade = (1 - 0.12 * c ** 2) * (1 - 0.2 * np.exp(-(to_gap / 0.6) ** 2))           # convex, soft gaps
             shade *= (1 + 0.06 * jitter) * (1 - 0.08 * c)                       # each tooth lit from one side
             shade *= 1 - 0.22 * np.clip(dist / np.maximum(tip, 1e-3), 0, 1) ** 3    # translucent tips
             return cover, shade
-        up_cover, up_shade = row(self.UPPER_TEETH, 0.095 * Wm, v - v_teeth_up + 0.01 * Wm)
+        up_cover, up_shade = row(self.UPPER_TEETH, self.UPPER_HEIGHTS, 0.095 * Wm, v - v_teeth_up + 0.01 * Wm)
         # the lower incisors sit on the jaw with the lower lip, their tips 0.02 mouth widths under its inner
         # edge as the jaw alone puts it: they show when the lower lip drops (open vowels), as in real speech, not
         # as a second row in every open mouth (until 2026-12-03 they stood 0.065 mouth widths above that edge,
         # and every open frame showed both rows, next to real speakers whose lower teeth mostly stay hidden);
         # their edges are nearly straight (rounded ones made the sliver over a slightly dropped lip a dotted line)
         lo_len = 0.05 * Wm
-        lo_cover, lo_shade = row(self.LOWER_TEETH, lo_len, v_teeth_lo - v + lo_len + 0.02 * Wm, rounding=0.06)
+        lo_cover, lo_shade = row(self.LOWER_TEETH, self.LOWER_HEIGHTS, lo_len, v_teeth_lo - v + lo_len + 0.02 * Wm,
+                                 rounding=0.06)
         up_cover *= np.clip((0.84 - au) / 0.15, 0, 1)
         lo_cover *= np.clip((0.66 - au) / 0.15, 0, 1)
         # the upper lip shades them a little (real open mouths: bright up to the lip; 0.5 read as grey teeth)
