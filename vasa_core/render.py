@@ -846,15 +846,18 @@ class Renderer:
         """Upper and lower teeth rows over the cavity colours `col` (in place and returned)."""
         au = np.abs(u)
 
-        def row(edges: np.ndarray, heights: np.ndarray, length: float, dist: np.ndarray, rounding: float = 0.22):
+        def row(edges: np.ndarray, heights: np.ndarray, length: float, dist: np.ndarray, rounding: float = 0.22,
+                pointed_canine: bool = False):
             """coverage and shading of one row; `dist` = pixels from the row's root line towards its edge;
             `heights`: each tooth's length as a share of `length`; `rounding`: how far a tooth's edge falls back
-            at its sides (share of its length); the upper canine (third tooth) comes to a point"""
+            at its sides (share of its length); `pointed_canine`: the third tooth comes to a point"""
             k = np.clip(np.searchsorted(edges, au) - 1, 0, len(edges) - 2)
             frac = (au - edges[k]) / (edges[k + 1] - edges[k])
             c = 2 * frac - 1
             jitter = np.sin(12.9898 * k + 3.1 * np.sign(u) + 1.7 * length)                 # no two teeth alike
-            edge = np.where((k == 2) & (rounding > 0.1), 1 - 0.3 * np.abs(c) ** 1.5, 1 - rounding * c ** 4)
+            edge = 1 - rounding * c ** 4
+            if pointed_canine:
+                edge = np.where(k == 2, 1 - 0.3 * np.abs(c) ** 1.5, edge)
             tip = length * edge * heights[k] * (1 + 0.05 * jitter)                    # rounded (or pointed) edges
             cover = np.clip(tip - dist + 0.5, 0, 1) * np.clip(dist + 0.04 * Wm, 0, 1) * (au < edges[-1])
             to_gap = np.minimum(frac, 1 - frac) * (edges[k + 1] - edges[k]) * Wm / 2      # px to the nearest gap
@@ -862,7 +865,8 @@ class Renderer:
             shade *= (1 + 0.06 * jitter) * (1 - 0.08 * c)                       # each tooth lit from one side
             shade *= 1 - 0.22 * np.clip(dist / np.maximum(tip, 1e-3), 0, 1) ** 3    # translucent tips
             return cover, shade
-        up_cover, up_shade = row(self.UPPER_TEETH, self.UPPER_HEIGHTS, 0.095 * Wm, v - v_teeth_up + 0.01 * Wm)
+        up_cover, up_shade = row(self.UPPER_TEETH, self.UPPER_HEIGHTS, 0.095 * Wm, v - v_teeth_up + 0.01 * Wm,
+                                 pointed_canine=True)
         # the lower incisors sit on the jaw with the lower lip, their tips 0.02 mouth widths under its inner
         # edge as the jaw alone puts it: they show when the lower lip drops (open vowels), as in real speech, not
         # as a second row in every open mouth (until 2026-12-03 they stood 0.065 mouth widths above that edge,
