@@ -1,27 +1,40 @@
 # The two commands a new user needs: `make demo` and `make test`.
-# Both set up .venv/ the first time (and again whenever a requirements file changes).
+# Both set up .venv/ the first time (and again whenever a requirements file changes): `make demo` installs the
+# runtime only; `make test` adds the test, training and evaluation packages.
 PY := .venv/bin/python
-STAMP := .venv/.installed
+RUNTIME := .venv/.installed-runtime
+ALL := .venv/.installed-all
+REQ := requirements.txt requirements-nodeps.txt scripts/setup.sh pyproject.toml
 
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test bench clean
+.PHONY: setup setup-all demo test test-fast bench clean
 
-setup: $(STAMP)
+setup: $(RUNTIME)
+setup-all: $(ALL)
 
-$(STAMP): requirements.txt requirements-nodeps.txt scripts/setup.sh pyproject.toml
-	bash scripts/setup.sh
-	touch $(STAMP)
+$(RUNTIME): $(REQ)
+	bash scripts/setup.sh runtime
+	touch $(RUNTIME)
+
+$(ALL): $(REQ) requirements-dev.txt requirements-eval.txt requirements-eval-nodeps.txt
+	bash scripts/setup.sh all
+	touch $(RUNTIME) $(ALL)
 
 demo: setup
 	$(PY) app.py
 
-test: setup
+# everything, the slow lane (real browser, servers, Ray, renders) included: what CI runs
+test: setup-all
 	$(PY) -m pytest -q tests
 
-bench: setup
+# the development loop: the tests not marked slow (a few minutes)
+test-fast: setup-all
+	$(PY) -m pytest -q -m "not slow" tests
+
+bench: setup-all
 	$(PY) -m vasa_core bench
 
 clean:

@@ -7,7 +7,7 @@ Tabs: Generate (consent + likeness gate, then generation; every clip watermarked
 (microphone in, talking portrait out while you speak, same gate), Detect (watermark, content credential and the
 deepfake detector, public facts only), Detector report, Responsible AI.
 
-Hosting knobs (environment variables, safe defaults: README "Hosting", `safety.limits.HostLimits`): VASA_HOST,
+Hosting knobs (environment variables, safe defaults: README "Hosting", `serving.limits.HostLimits`): VASA_HOST,
 VASA_PORT, VASA_DATA_DIR, VASA_LABEL, VASA_QUEUE_SIZE, VASA_CLIENT_CONCURRENT, VASA_CLIENT_PER_MINUTE,
 VASA_MAX_UPLOAD_MB, VASA_MAX_AUDIO_S, VASA_MAX_IMAGE_MP, VASA_MAX_SIZE, VASA_GENERATE_TIMEOUT_S,
 VASA_DETECT_TIMEOUT_S, VASA_DETECT_MAX_MP, VASA_DETECT_MAX_FRAMES, VASA_OUTPUT_TTL_S, VASA_CLEAN_EVERY_S,
@@ -41,9 +41,10 @@ import numpy as np  # noqa: E402
 from safety.audit import AuditLog  # noqa: E402
 from safety.consent import CONSENT_CHOICES, CONSENT_PUBLIC_DOMAIN  # noqa: E402
 from safety.gate import check_request  # noqa: E402
-from safety.limits import HostLimits, JobTimeout, run_with_timeout  # noqa: E402
-from safety.widgets import Choice, IntChoice, RawAudio, RawImage, RawVideo  # noqa: E402
-from vasa_core import ASSETS, InputError, TalkingFacePipeline, __version__, build_pipeline  # noqa: E402
+from serving.limits import HostLimits, JobTimeout, run_with_timeout  # noqa: E402
+from serving.widgets import Choice, IntChoice, RawAudio, RawImage, RawVideo  # noqa: E402
+from safety.publish import build_pipeline  # noqa: E402
+from vasa_core import ASSETS, InputError, TalkingFacePipeline, __version__  # noqa: E402
 from vasa_core.motion import EMOTIONS  # noqa: E402
 from vasa_core.audio import Audio  # noqa: E402
 from vasa_core.pipeline import OUTPUT_SAMPLE_RATE  # noqa: E402
@@ -208,7 +209,7 @@ def find_faces(image):
     Returns (preview RGB or None, face number (-1: the only face), the faces' boxes in preview pixels)."""
     _WARM.wait(LIMITS.generate_timeout_s)
     from safety.likeness import default_detector
-    from safety.validate import validate_image
+    from vasa_core.validate import validate_image
     if not image:
         return None, -1, []
     try:
@@ -612,7 +613,7 @@ def warm_up() -> None:
     `serve` runs it on a thread; requests arriving meanwhile wait for it (`_WARM`) instead of racing it."""
     try:
         from safety.likeness import analyze_faces
-        from safety.validate import validate_audio, validate_image
+        from vasa_core.validate import validate_audio, validate_image
         rgb = validate_image(DEFAULT_IMAGE).rgb
         speech = validate_audio(DEFAULT_AUDIO, max_seconds=MAX_AUDIO_S, sample_rate=OUTPUT_SAMPLE_RATE)
         faces = analyze_faces(rgb)
@@ -635,8 +636,8 @@ def serve(demo: gr.Blocks | None = None, prevent_thread_lock: bool = False):
     security headers)."""
     from starlette.middleware import Middleware
 
-    from safety.cleaner import Cleaner
-    from safety.guard import HostGuard
+    from serving.cleaner import Cleaner
+    from serving.guard import HostGuard
 
     demo = demo or build_demo()
     d = data_dir()

@@ -12,7 +12,7 @@ import sys
 COMMANDS = {
     "gallery": "safety.likeness",
     "screen": "safety.likeness",
-    "measure": "safety.evals.likeness",
+    "measure": "tools.evals.likeness",
     "audit": "safety.audit",
     "verify": "safety.verify",
     "detect": "safety.detector",

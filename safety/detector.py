@@ -15,7 +15,7 @@ Forensic pipeline (all CPU, ~10x faster than real time at 512x512):
     -> `DetectorModel` (scikit-learn gradient boosting + Platt calibration, assets/detector.pkl)
     -> forensic_score in [0, 1], and per cue group how much it moved the score.
 
-The model is trained by `python -m safety.evals.train` on unmarked renderer frames and real clips, both
+The model is trained by `python -m tools.evals.train` on unmarked renderer frames and real clips, both
 re-encoded alike (see docs/detector.md); it never sees the watermark or the visible label.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ import numpy as np
 from vasa_core import ASSETS   # the one locator of the shipped files (checkout or installed wheel); imports nothing heavy
 from vasa_core.audio import speech_band_energy
 
-from .errors import SafetyError
+from .errors import InputError, SafetyError
 
 ROOT = Path(__file__).resolve().parent.parent   # the checkout (or site-packages): what Ray workers put on their path
 MODEL_PATH = ASSETS / "detector.pkl"
@@ -684,7 +684,7 @@ def load_model(path: str | Path = MODEL_PATH) -> DetectorModel:
     """The shipped model (assets/detector.pkl), loaded once per process."""
     path = Path(path)
     if not path.is_file():
-        raise DetectorError("The detector model is missing; retrain it with `python -m safety.evals.train`.")
+        raise DetectorError("The detector model is missing; retrain it with `python -m tools.evals.train`.")
     return _load_cached(str(path), path.stat().st_mtime)
 
 
@@ -781,7 +781,7 @@ def scan_one(path: str, check_watermark: bool = True) -> dict:
     """One JSON line for a batch scan: {"path", ...DetectorResult} or {"path", "error"}; never raises."""
     try:
         return {"path": path, **detect(path, check_watermark=check_watermark).to_dict()}
-    except SafetyError as e:
+    except InputError as e:
         return {"path": path, "error": str(e)}
     except Exception as e:  # one bad file never stops a run
         return {"path": path, "error": f"The clip could not be analysed ({type(e).__name__})."}
@@ -1010,10 +1010,10 @@ def cli(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m safety.detector evaluate [--json] [...]`: the evaluation (see safety.evals.evaluate)."""
+    """`python -m safety.detector evaluate [--json] [...]`: the evaluation (see tools.evals.evaluate)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "evaluate":
-        from safety.evals.evaluate import cli as eval_cli
+        from tools.evals.evaluate import cli as eval_cli
         return eval_cli(argv[1:])
     if argv and argv[0] == "detect":
         return cli(argv)

@@ -6,13 +6,11 @@ name of a protected person.
 """
 from __future__ import annotations
 
+from vasa_core.errors import InputError, ValidationError  # noqa: F401  (ValidationError: raised by vasa_core.validate)
 
-class SafetyError(ValueError):
+
+class SafetyError(InputError):
     """Base class of every refusal raised by the safety layer. ``str(err)`` is the public message."""
-
-
-class ValidationError(SafetyError):
-    """An uploaded image or audio file was refused (wrong type, damaged, too large, too long, no speech...)."""
 
 
 class ConsentError(SafetyError):

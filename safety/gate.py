@@ -17,10 +17,10 @@ from typing import Any
 
 from safety.audit import AuditLog
 from safety.consent import Consent, SelfieMatch, record_consent, verify_selfie
-from safety.errors import SafetyError
+from safety.errors import InputError
 from safety.likeness import (BLOCK, MIN_SCREEN_FACE, REVIEW, DetectedFace, Embedder, FaceDetector, FaceEmbedding, Gallery, Screening,
                              screen)
-from safety.validate import (AUDIO_SAMPLE_RATE, MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, ValidatedAudio, ValidatedImage,
+from vasa_core.validate import (AUDIO_SAMPLE_RATE, MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, ValidatedAudio, ValidatedImage,
                              input_sha256, validate_audio, validate_image)
 
 __all__ = ["GateDecision", "check_request", "MSG_BLOCKED", "MSG_REVIEW", "MSG_NO_FACE", "MSG_INTERNAL"]
@@ -188,7 +188,7 @@ def _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_
                            "megapixels. Please upload a smaller image.")
     try:
         state["image"] = image if isinstance(image, ValidatedImage) else validate_image(image)
-    except SafetyError as err:
+    except InputError as err:
         raise _Refusal(str(err)) from None
     try:
         if live:
@@ -201,13 +201,13 @@ def _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_
         else:
             state["audio"] = validate_audio(audio, max_seconds=float(max_audio_s), require_speech=require_speech,
                                             sample_rate=audio_sample_rate)
-    except SafetyError as err:
+    except InputError as err:
         raise _Refusal(str(err)) from None
 
     # 2. consent
     try:
         state["consent"] = record_consent(consent_choice, consent_name)
-    except SafetyError as err:
+    except InputError as err:
         raise _Refusal(str(err)) from None
 
     # 3. likeness: every face, whatever face the user picks
@@ -246,14 +246,14 @@ def _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_
     if selfie is not None:
         try:
             selfie_img = selfie if isinstance(selfie, ValidatedImage) else validate_image(selfie)
-        except SafetyError as err:
+        except InputError as err:
             raise _Refusal(f"The selfie was refused. {err}") from None
         state["selfie_sha"] = selfie_img.sha256
         try:
             known = [FaceEmbedding(DetectedFace(f.box, f.detector_score), f.embedding) for f in scr.faces]
             match = verify_selfie(state["image"].rgb, selfie_img.rgb, face_index=chosen,
                                   embedder=embedder, detector=detector, portrait_faces=known)
-        except SafetyError as err:
+        except InputError as err:
             raise _Refusal(str(err)) from None
         state["selfie"] = match
         if not match.match:

@@ -2,7 +2,7 @@
 
 Pieces, each small and replaceable:
 
-* :class:`FaceDetector` finds faces with `safety.faces` (the detector the engine uses too): facenet-pytorch's
+* :class:`FaceDetector` finds faces with `vasa_core.faces` (the detector the engine uses too): facenet-pytorch's
   MTCNN (weights bundled in the package), with dlib's HOG frontal-face detector as a fallback.
 * :class:`Embedder` turns one detected face into an identity vector. :class:`DlibEmbedder` (default) is
   dlib's ResNet descriptor from face-recognition-models (public-domain weights, 128-d, Euclidean distance,
@@ -23,7 +23,7 @@ CLI (through ``python -m safety``)::
     gallery remove NAME
     screen IMG [--json]                         every face: decision, distance, nearest protected name
 
-The error-rate measurement (``python -m safety measure``) lives in ``safety.evals.likeness``.
+The error-rate measurement (``python -m safety measure``) lives in ``tools.evals.likeness``.
 """
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ class DetectedFace:
 
 
 class FaceDetector:
-    """The gate's view of `safety.faces` (MTCNN, dlib HOG as a fallback when MTCNN finds no face, the same
+    """The gate's view of `vasa_core.faces` (MTCNN, dlib HOG as a fallback when MTCNN finds no face, the same
     models the engine uses): boxes rounded and clipped to the image, faces too small to embed dropped.
 
     Faces are returned in reading order (left to right, then top to bottom) so that a face index chosen by
@@ -125,7 +125,7 @@ class FaceDetector:
         self.hog_min_score = hog_min_score
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
-        from safety.faces import detect_faces
+        from vasa_core.faces import detect_faces
 
         rgb = _check_rgb(rgb)
         h, w = rgb.shape[:2]
@@ -396,9 +396,9 @@ class Gallery:
         """Enroll ``name`` from photos (paths, bytes, or validated/RGB arrays); returns embeddings added.
 
         Each photo must show exactly one face, unless ``face_index`` picks one. Photos go through
-        ``safety.validate.validate_image`` first. Only the embeddings are kept.
+        ``vasa_core.validate.validate_image`` first. Only the embeddings are kept.
         """
-        from safety.validate import ValidatedImage, validate_image
+        from vasa_core.validate import ValidatedImage, validate_image
 
         embedder = embedder or default_embedder()
         vecs, shas = [], []
@@ -554,14 +554,14 @@ def screen(rgb: np.ndarray, gallery: Gallery | None = None, embedder: Embedder |
 # ------------------------------------------------------------------------------------------------- CLI
 
 def _load_rgb(path: str) -> np.ndarray:
-    from safety.validate import validate_image
+    from vasa_core.validate import validate_image
 
     return validate_image(path).rgb
 
 
 def cli(argv: list[str]) -> int:
     """Entry point for `python -m safety gallery|screen ...` (argv[0] is the command name; `measure` lives in
-    `safety.evals.likeness`)."""
+    `tools.evals.likeness`)."""
     if not argv:
         print("usage: python -m safety {gallery,screen} ...", file=sys.stderr)
         return 2

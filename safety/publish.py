@@ -1,5 +1,5 @@
 """What every clip the engine writes goes through, handed to `vasa_core.TalkingFacePipeline` by whoever
-builds it (the app, the CLI, a host's own code; `vasa_core.build_pipeline` is the one factory they share):
+builds it (the app, the CLI, the tools, a host's own code; `build_pipeline` below is the one factory they share):
 
 * `Marker`: a fresh watermark id per clip, the invisible watermark in every frame (`safety.watermark`), and
   the optional visible "AI-generated" corner label.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Marker", "Publisher"]
+__all__ = ["Marker", "Publisher", "build_pipeline"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,15 @@ class Publisher:
     def record(self, request_id: str, payload_hex: str, output_sha256: str) -> None:
         """Add the clip's watermark id and file hash to its audit record."""
         self.audit.update(request_id, watermark_payload=payload_hex, output_sha256=output_sha256)
+
+
+def build_pipeline(size: int = 512, fps: float = 25.0, device: str = "auto", lipsync: str = "default",
+                   audit_path: str | Path | None = None, *, marker: Marker | None = None,
+                   publisher: Publisher | None = None):
+    """The one factory the app, the CLI and the tools build their pipeline with: a `TalkingFacePipeline`
+    handed this installation's watermark key, signing certificate and audit log (`audit_path`: another
+    audit-log file, e.g. for a benchmark), or the `marker` / `publisher` given."""
+    from vasa_core.pipeline import TalkingFacePipeline
+    return TalkingFacePipeline(size=size, fps=fps, device=device, lipsync=lipsync,
+                               marker=marker if marker is not None else Marker(),
+                               publisher=publisher if publisher is not None else Publisher(audit_path))

@@ -1,6 +1,6 @@
 """Invisible, robust watermark for generated video: a payload id in every frame.
 
-Design (measured in docs/watermark.md, reproduced by `python -m safety.evals.watermark evaluate`):
+Design (measured in docs/watermark.md, reproduced by `python -m tools.evals.watermark evaluate`):
 
 * The mark is a pseudo-random luma pattern on a grid of GRID x GRID "chips" (4 px at 512x512) that is
   relative to the frame height and periodic (a torus), so the detector can find it after crops (any offset:

@@ -1,25 +1,46 @@
 #!/usr/bin/env bash
-# Sets up everything the project needs on a fresh machine: Debian packages (when missing and we are root),
-# then a virtual environment in .venv/ with the pinned Python packages.
+# Sets up what the project needs on a fresh machine, printing one line per step.
+#   bash scripts/setup.sh runtime   the demo, the engine and the CLI (what `make demo` needs)
+#   bash scripts/setup.sh all       + tests, training and evaluation tools (what `make test` needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode="${1:-all}"
+step() { echo "==> [setup] $*"; }
 
-# Debian packages: espeak-ng (speech synthesis for lip-sync training data and tests).
-need_apt=()
-command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
-# chromium: the real-browser test of the demo (tests/test_browser.py, driven by playwright)
-[ -x /usr/bin/chromium ] || need_apt+=(chromium)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
-  else
-    echo "Please install these Debian packages (needs root): ${need_apt[*]}" >&2
+# Debian packages for tests and tools only: espeak-ng (speech for lip-sync training data and tests) and
+# chromium (the real-browser test of the demo, driven by playwright).
+if [ "$mode" = all ]; then
+  need_apt=()
+  command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      step "Debian packages: ${need_apt[*]} (apt-get; about a minute)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    else
+      echo "Please install these Debian packages (needs root): ${need_apt[*]}" >&2
+    fi
   fi
 fi
 
-python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-.venv/bin/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+pip_install() {  # pip's own "Collecting ..." lines show progress; the index warnings of this machine are hidden
+  .venv/bin/pip install --disable-pip-version-check --progress-bar on "$@" 2>&1 \
+    | grep -v -e "is ignored: it is neither a file nor a directory" -e "^Requirement already satisfied" || true
+  [ "${PIPESTATUS[0]}" = 0 ]
+}
+
+[ -x .venv/bin/python ] || { step "virtual environment in .venv/"; python3 -m venv .venv; }
+step "Python packages for the runtime (the first time: several GB incl. torch, about 5 minutes)"
+pip_install -r requirements.txt
+step "packages installed without their declared pins (mediapipe, facenet-pytorch: see requirements-nodeps.txt)"
+pip_install --no-deps -r requirements-nodeps.txt
+if [ "$mode" = all ]; then
+  step "test, training and evaluation packages (requirements-dev.txt, requirements-eval.txt)"
+  pip_install -r requirements-dev.txt -r requirements-eval.txt
+  pip_install --no-deps -r requirements-eval-nodeps.txt
+fi
 # the project itself, editable: the `vasa` and `vasa-safety` commands (pyproject.toml); nothing is fetched
-.venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
-.venv/bin/python -c "import torch, cv2, mediapipe, facenet_pytorch, av, librosa, gradio, dlib; print('setup ok: torch', torch.__version__)"
+step "the project itself (editable install: the vasa and vasa-safety commands)"
+pip_install --no-deps --no-build-isolation -e .
+step "checking the imports"
+.venv/bin/python -c "import torch, cv2, mediapipe, facenet_pytorch, av, librosa, gradio, dlib; print('==> [setup] ok: torch', torch.__version__)"

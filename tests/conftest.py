@@ -56,8 +56,8 @@ def hopper_renderer(hopper_portrait):
 
 @pytest.fixture(scope="session")
 def pipeline256():
-    from vasa_core import TalkingFacePipeline
-    return TalkingFacePipeline(size=256, device="cpu")
+    from safety.publish import build_pipeline
+    return build_pipeline(size=256, device="cpu")
 
 
 class DlibIdentity:

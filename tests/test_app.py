@@ -87,7 +87,7 @@ def test_a_mark_made_elsewhere_is_not_ours(client, server, generated, astronaut,
     can (this test process is another installation: its own data directory, so its own key)."""
     from gradio_client import handle_file
     from safety import watermark as wm
-    from safety.evals.watermark import encode_mp4
+    from tools.evals.watermark import encode_mp4
     _, status = generated
     payload = int(status.split("Watermark id ")[1].split(",")[0], 16)
     img = np.ascontiguousarray(astronaut[:512, :512])

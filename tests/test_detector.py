@@ -1,4 +1,4 @@
-"""The bundled deepfake detector (safety.detector, safety.evals): training on tiny self-made data, the shipped
+"""The bundled deepfake detector (safety.detector, tools.evals): training on tiny self-made data, the shipped
 weights, scoring generated / unmarked clips, the batch scan (locally and on a local Ray instance), the report.
 
 Clips are made here from package media (Grace Hopper, the astronaut, assets/default_speech.ogg): generated
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from safety import detector as D
-from safety.evals import data as E
-from safety.evals import evaluate as V
+from tools.evals import data as E
+from tools.evals import evaluate as V
 
 SECONDS = 3.0
 
@@ -50,9 +50,9 @@ def _camera_clip(img: np.ndarray, path, seed: int, seconds: float = SECONDS, fps
 def clips(tmp_path_factory, hopper_path, astronaut, default_audio):
     """Clips the tests need: generated (watermarked + label, via write), the same frames unmarked, a second
     unmarked fake, two camera clips, and a file that is not a video."""
-    from vasa_core import TalkingFacePipeline
+    from safety.publish import build_pipeline
     d = tmp_path_factory.mktemp("detector")
-    pipe = TalkingFacePipeline(size=512, device="cpu")
+    pipe = build_pipeline(size=512, device="cpu")
     wav = _speech_wav(default_audio)
     out = pipe.write(hopper_path, wav, d / "generated.mp4", seed=0, label=True)
     audio = pipe.load_audio(wav)

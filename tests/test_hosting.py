@@ -15,7 +15,7 @@ from tests.app_server import PUBLIC_DOMAIN, short_speech, start_app
 
 # ------------------------------------------------------------------------------------------- unit level
 def test_host_limits_from_env():
-    from safety.limits import HostLimits
+    from serving.limits import HostLimits
     d = HostLimits.from_env({})
     assert d == HostLimits() and d.queue_size >= 1 and d.output_ttl_s > 0 and not d.trust_proxy
     x = HostLimits.from_env({"VASA_QUEUE_SIZE": "3", "VASA_MAX_UPLOAD_MB": "2.5", "VASA_TRUST_PROXY": "1"})
@@ -27,7 +27,7 @@ def test_host_limits_from_env():
 
 
 def test_rate_limiter_sliding_minute():
-    from safety.limits import RateLimiter
+    from serving.limits import RateLimiter
     now = [0.0]
     rl = RateLimiter(3, clock=lambda: now[0])
     assert [rl.admit("a") for _ in range(4)] == [True, True, True, False]
@@ -39,14 +39,14 @@ def test_rate_limiter_sliding_minute():
 
 
 def test_client_key_trusts_only_the_proxys_hop():
-    from safety.limits import client_key
+    from serving.limits import client_key
     h = {"x-forwarded-for": "6.6.6.6, 10.1.2.3"}
     assert client_key("127.0.0.1", h, trust_proxy=False) == "127.0.0.1"
     assert client_key("127.0.0.1", h, trust_proxy=True) == "10.1.2.3"
 
 
 def test_run_with_timeout_stops_a_running_job_and_runs_its_finally():
-    from safety.limits import JobTimeout, run_with_timeout
+    from serving.limits import JobTimeout, run_with_timeout
     cleaned = []
 
     def job():
@@ -65,7 +65,7 @@ def test_run_with_timeout_stops_a_running_job_and_runs_its_finally():
 
 
 def test_cleaner_deletes_old_outputs_and_unsigned_leftovers(tmp_path):
-    from safety.cleaner import clean
+    from serving.cleaner import clean
     old, fresh, unsigned = tmp_path / "a" / "old.mp4", tmp_path / "fresh.mp4", tmp_path / ".x.unsigned.mp4"
     old.parent.mkdir()
     for p in (old, fresh, unsigned):
@@ -141,7 +141,7 @@ def test_generate_job_timeout_gives_a_sentence_and_leaves_no_file(app_module, mo
 def test_detect_job_timeout_gives_a_sentence(app_module, monkeypatch, tmp_path):
     import dataclasses
     import gradio as gr
-    from safety.evals import watermark as wm   # encode_mp4: test clips
+    from tools.evals import watermark as wm   # encode_mp4: test clips
     clip = tmp_path / "c.mp4"
     wm.encode_mp4([np.full((256, 256, 3), i, np.uint8) for i in range(100)], clip)
     app_module.detect(str(clip))          # the detector's modules load outside the timed run (see above)

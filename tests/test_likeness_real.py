@@ -12,15 +12,15 @@ from tests.app_server import ROOT
 
 
 def _clip(path, rgb, n=6, gain=1.0):
-    from safety.evals import watermark as wm   # encode_mp4: test clips
+    from tools.evals import watermark as wm   # encode_mp4: test clips
     frames = [np.clip(rgb.astype(np.float32) * gain + 3 * i, 0, 255).astype(np.uint8) for i in range(n)]
     wm.encode_mp4(frames, path, audio=False)
 
 
 def test_measure_on_folders_of_several_people(tmp_path, astronaut, hopper_path):
     from PIL import Image
-    from safety.evals.likeness import measure_folders
-    from safety.validate import validate_image
+    from tools.evals.likeness import measure_folders
+    from vasa_core.validate import validate_image
     hopper = validate_image(hopper_path).rgb
     media = tmp_path / "media"
     media.mkdir()

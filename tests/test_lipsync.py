@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vasa_core.lipsync import phonemes as P
-from vasa_core.lipsync import evaluate as E
+from tools.lipsync import evaluate as E
 from vasa_core.lipsync.model import DEFAULT_WEIGHTS, LearnedMouth, dither, logmel, pool_to_frames
 
 torch.set_num_threads(1)
@@ -50,7 +50,7 @@ def test_coarticulated_targets():
 # ------------------------------------------------------------------------------------------------ data
 @needs_espeak
 def test_espeak_phoneme_events():
-    from vasa_core.lipsync.data import Espeak
+    from tools.lipsync.data import Espeak
     audio, sr, segs = Espeak.get().synth("mama", "en")
     assert sr > 8000 and len(audio) > sr * 0.2
     toks = [s for s, *_ in P.expand_segments(segs)]
@@ -60,7 +60,7 @@ def test_espeak_phoneme_events():
 
 @needs_espeak
 def test_generate_tiny_dataset(tmp_path):
-    from vasa_core.lipsync.data import generate
+    from tools.lipsync.data import generate
     info = generate(tmp_path, minutes=0.4, seed=3, use_mbrola=False, eval_items=3, log=lambda s: None)
     assert info["items"] >= 2 and info["eval_items"] == 3
     z = np.load(next((tmp_path / "train").glob("shard_*.npz")))
@@ -71,7 +71,7 @@ def test_generate_tiny_dataset(tmp_path):
 
 
 def test_augment_keeps_timing():
-    from vasa_core.lipsync.data import augment, _codec_roundtrip
+    from tools.lipsync.data import augment, _codec_roundtrip
     sr = 16000
     rng = np.random.default_rng(0)
     x = np.zeros(sr, np.float32)
@@ -92,7 +92,7 @@ def test_inference_does_not_import_the_data_generator():
     import subprocess
     import sys
     code = ("import sys, vasa_core.lipsync.model, vasa_core.mouth, vasa_core.stream; "
-            "sys.exit(int('vasa_core.lipsync.data' in sys.modules))")
+            "sys.exit(int('tools.lipsync.data' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -109,7 +109,7 @@ def test_features_and_pooling():
 def test_background_speech_and_music_beds():
     """The in-the-wild augmentations: another utterance looped under the target, and a music bed whose
     chords change over time; both at unit RMS so augment() can put them at a chosen level under the target."""
-    from vasa_core.lipsync.data import _background_speech, _music_bed
+    from tools.lipsync.data import _background_speech, _music_bed
     rng = np.random.default_rng(3)
     sr, n = 16000, 16000 * 4
     other = np.sin(2 * np.pi * 180 * np.arange(sr) / sr).astype(np.float32) * np.hanning(sr).astype(np.float32)
@@ -125,8 +125,8 @@ def test_background_speech_and_music_beds():
 
 @needs_espeak
 def test_train_a_few_steps(tmp_path):
-    from vasa_core.lipsync.data import generate
-    from vasa_core.lipsync.train import train
+    from tools.lipsync.data import generate
+    from tools.lipsync.train import train
     generate(tmp_path / "d", minutes=0.3, seed=1, use_mbrola=False, eval_items=1, log=lambda s: None)
     net, info = train(tmp_path / "d", tmp_path / "w.npz", steps=4, batch=4, crop=200, channels=32, log=lambda s: None,
                       val_every=2)
@@ -139,7 +139,7 @@ def test_train_a_few_steps(tmp_path):
 def test_vocal_tract_warp_moves_formants_and_keeps_the_rest():
     """`--vtlp`: alpha 1 leaves the features alone; alpha > 1 (a shorter vocal tract) moves a spectral peak to a
     higher mel bin, alpha < 1 to a lower one; frequency masks fill bands with the crop's mean; shapes kept."""
-    from vasa_core.lipsync.train import augment_features, warp_features, warp_source_bins
+    from tools.lipsync.train import augment_features, warp_features, warp_source_bins
     assert np.allclose(warp_source_bins(1.0), np.arange(40))
     x = np.full((50, 40), -8.0, np.float32)
     x[:, 20] = 0.0                                               # a formant at bin 20
@@ -159,7 +159,7 @@ def test_open_vowel_weight_makes_false_closures_cost_more():
     """`--open-weight`: a lip press predicted in an open vowel (jaw target > 0.3, no press) costs more; a press
     inside a closure costs the same."""
     from vasa_core.lipsync.phonemes import JAW, NP, PRS
-    from vasa_core.lipsync.train import loss_fn
+    from tools.lipsync.train import loss_fn
 
     class Fixed(torch.nn.Module):                 # a "network" that always predicts the given parameters
         def __init__(self, p):
@@ -185,7 +185,7 @@ def test_open_vowel_weight_makes_false_closures_cost_more():
 
 @pytest.fixture(scope="module")
 def shipped():
-    assert DEFAULT_WEIGHTS.exists(), "assets/lipsync.npz missing: run python -m vasa_core.lipsync.train"
+    assert DEFAULT_WEIGHTS.exists(), "assets/lipsync.npz missing: run python -m tools.lipsync.train"
     return LearnedMouth.load_default()
 
 
@@ -244,7 +244,7 @@ def test_numpy_network_equals_torch_network(shipped, default_audio, tmp_path):
 @needs_espeak
 def test_long_pause_stays_still(shipped):
     """A 3 s pause between two phrases (digital silence or a -60 dBFS noise floor): the mouth rests."""
-    from vasa_core.lipsync.data import Espeak
+    from tools.lipsync.data import Espeak
     a, sr, _ = Espeak.get().synth("Hello there, my friend.", "en")
     x = np.concatenate([a * .5, np.zeros(sr * 3, np.float32), a * .5])
     for floor in (0.0, 1e-3):
@@ -257,7 +257,7 @@ def test_long_pause_stays_still(shipped):
 @needs_espeak
 def test_shipped_model_on_espeak_speech(shipped):
     """Sanity on an unseen sentence: the jaw follows the target and the lips close for 'm'/'b'."""
-    from vasa_core.lipsync.data import Espeak
+    from tools.lipsync.data import Espeak
     audio, sr, segs = Espeak.get().synth("Mama bought a big blue balloon, maybe.", "en+f5")
     segs = P.expand_segments(segs)
     n = int(round(len(audio) / sr * 25))
@@ -301,7 +301,7 @@ def test_metrics_known_answers():
 def test_real_video_metrics_known_answers():
     """The real-mouth metrics on made-up tracks: a copy scores r 1 at lag 0, a late copy shows its lag, a
     closure the other mouth does not make is missed, a still mouth in silence has no motion."""
-    from vasa_core.lipsync.real import MouthTrack, clip_metrics
+    from tools.lipsync.real import MouthTrack, clip_metrics
     n = 250
     t = np.arange(n)
     gap = 0.2 + 0.06 * np.sin(2 * np.pi * (t - 0) / 12)         # syllables, never near closed ...
@@ -326,7 +326,7 @@ def test_real_video_metrics_known_answers():
 def test_file_av_offset_found_without_a_mouth_model():
     """A file whose mouth leads its sound by 3 frames more than the others is found from the real lip gap and
     the sound alone, and its r is then read at that offset; files in sync keep r at lag 0."""
-    from vasa_core.lipsync.real import FPS, add_file_offsets, av_offset, energy_lags, lagged_corr
+    from tools.lipsync.real import FPS, add_file_offsets, av_offset, energy_lags, lagged_corr
     rng = np.random.default_rng(3)
     n, sr = 200, 16000
     env_frames = np.convolve(rng.exponential(1.0, n + 20) ** 2, np.hanning(5), "same")   # irregular syllables
@@ -349,9 +349,9 @@ def test_file_av_offset_found_without_a_mouth_model():
 
 
 def test_lip_measures_and_rigid_head_pose():
-    from vasa_core.lipsync.real import lip_measures
+    from tools.lipsync.real import lip_measures
     from vasa_core.portrait import rotation_angles, rotation_matrix
-    from vasa_core.stats import rigid_pose
+    from tools.stats import rigid_pose
     pts = np.random.default_rng(1).standard_normal((478, 3)) * 50
     pts[33], pts[133], pts[362], pts[263] = [-60, 0, 0], [-20, 0, 0], [20, 0, 0], [60, 0, 0]   # IOD = 80
     for a, b in ((13, 14), (82, 87), (312, 317)):
@@ -369,7 +369,7 @@ def test_real_mouth_tracked_twice_agrees_with_itself(hopper_renderer, tmp_path):
     """`track_video` tracks every frame as it is and mirrored; on a clean clip of a mouth that opens and
     closes the two tracks agree (agreement near 1) and follow the opening, while a mirrored track that is
     noise gives an agreement near 0 (the ceiling then says the tracker, not the model, limits r)."""
-    from vasa_core.lipsync.real import FPS, MouthTrack, track_video, tracker_agreement
+    from tools.lipsync.real import FPS, MouthTrack, track_video, tracker_agreement
     from vasa_core.video import VideoWriter
     n = 40
     jaw = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / 10)        # four open-close cycles

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vasa_core import TalkingFacePipeline
+from safety.publish import build_pipeline
 from vasa_core.__main__ import main as cli
 from vasa_core.errors import AudioError
 from vasa_core.video import probe, read_frames
@@ -48,7 +48,7 @@ def test_default_example_end_to_end(tmp_path, hopper_path, default_audio, pipeli
 
 
 def test_identity_is_kept_on_every_frame(hopper_path, short_audio, identity):
-    pipe = TalkingFacePipeline(size=512, device="cpu")
+    pipe = build_pipeline(size=512, device="cpu")
     result = pipe.generate(hopper_path, short_audio, seed=1)      # frames already carry the watermark
     ref = identity.descriptor(pipe.prepare(hopper_path)[0].image)
     distances = []
@@ -107,7 +107,7 @@ def test_cli_generate_render_and_sheet(tmp_path, hopper_path, short_audio, capsy
     capsys.readouterr()
     assert cli(["generate", "--image", str(short_audio), "--audio", str(short_audio), "--out",
                 str(tmp_path / "bad.mp4")]) == 2
-    assert "error: This file is not a JPEG, PNG or WebP image" in capsys.readouterr().err   # safety.validate's
+    assert "error: This file is not a JPEG, PNG or WebP image" in capsys.readouterr().err   # vasa_core.validate's
 
 
 def test_cli_refuses_a_missing_file_before_loading_any_model(tmp_path, hopper_path, short_audio):
@@ -204,7 +204,7 @@ def test_a_wheel_carries_the_assets(tmp_path):
 def test_validated_audio_at_the_output_rate_feeds_the_engine(tmp_path, hopper_path, short_audio, pipeline256):
     """One decode for an upload: `validate_audio(..., sample_rate=48000)` returns the clip at the MP4's rate
     (its speech check runs on the same 16 kHz samples as the default call), and the engine takes that array."""
-    from safety.validate import validate_audio
+    from vasa_core.validate import validate_audio
     from vasa_core.audio import Audio
     from vasa_core.pipeline import OUTPUT_SAMPLE_RATE
     v16 = validate_audio(short_audio)

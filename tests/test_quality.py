@@ -1,7 +1,7 @@
 """What a viewer sees on ordinary uploads, measured on the rendered pixels (issue: believable output).
 
 Border: no invented lines at the edges of tight crops. Detail: the face keeps the source's sharpness
-(variance of the Laplacian of the face region at one scale; `vasa_core.review.face_detail`).
+(variance of the Laplacian of the face region at one scale; `tools.review.face_detail`).
 """
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from vasa_core.portrait import load_image
-from vasa_core.review import border_excess, edge_smear, encode_roundtrip, face_detail
+from tools.review import border_excess, edge_smear, encode_roundtrip, face_detail
 
 
 @pytest.fixture(scope="module")
 def pipe512():
-    from vasa_core import TalkingFacePipeline
-    return TalkingFacePipeline(size=512, device="cpu")
+    from safety.publish import build_pipeline
+    return build_pipeline(size=512, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from PIL import Image
 
 import gradio
 from safety import likeness
-from safety.evals import likeness as evals_likeness   # the measurement harness
+from tools.evals import likeness as evals_likeness   # the measurement harness
 from safety.likeness import (DLIB_THRESHOLDS, DetectedFace, DlibEmbedder, FacenetEmbedder, Gallery, LikenessError,
                              Thresholds, analyze_faces, default_embedder, screen)
 
@@ -88,12 +88,12 @@ def test_two_faces_are_found_in_reading_order(two_faces):
 
 
 def test_numpy_mtcnn_equals_facenet_pytorch(hopper, astronaut, two_faces):
-    """`safety.mtcnn` runs facenet-pytorch's MTCNN networks and weights in numpy (so detection needs no torch):
+    """`vasa_core.mtcnn` runs facenet-pytorch's MTCNN networks and weights in numpy (so detection needs no torch):
     the same faces, boxes and points within a pixel, the same scores, on the portraits and the two-face image;
     and nothing where facenet-pytorch finds nothing."""
     from facenet_pytorch import MTCNN as FacenetMTCNN
-    from safety.faces import MIN_FACE
-    from safety.mtcnn import MTCNN
+    from vasa_core.faces import MIN_FACE
+    from vasa_core.mtcnn import MTCNN
     ours, theirs = MTCNN(min_face_size=MIN_FACE), FacenetMTCNN(keep_all=True, device="cpu", min_face_size=MIN_FACE)
     tower = np.asarray(Image.open(TOWER).convert("RGB"))
     for img, n in ((astronaut, 1), (hopper, 1), (two_faces, 2), (tower, 0)):

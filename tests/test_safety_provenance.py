@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from safety import watermark as W
-from safety.evals import watermark as E   # sample media, attacks, evaluation
+from tools.evals import watermark as E   # sample media, attacks, evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = 0x0DDBA11

@@ -28,7 +28,7 @@ import gradio
 import matplotlib
 import skimage.data
 
-from safety.validate import (MAX_IMAGE_PIXELS, ValidatedAudio, ValidatedImage, ValidationError, validate_audio,
+from vasa_core.validate import (MAX_IMAGE_PIXELS, ValidatedAudio, ValidatedImage, ValidationError, validate_audio,
                              validate_image)
 
 HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"

@@ -1,6 +1,6 @@
 """Tests of the invisible watermark: ECC, marking quality and cost, every attack on one short clip, unmarked media.
 
-The full robustness table (many clips, >= 1000 unmarked frames) is `python -m safety.evals.watermark evaluate`.
+The full robustness table (many clips, >= 1000 unmarked frames) is `python -m tools.evals.watermark evaluate`.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from safety import watermark as W
-from safety.evals import watermark as E   # sample media, attacks, evaluation
+from tools.evals import watermark as E   # sample media, attacks, evaluation
 
 PAYLOAD = 0x5EC0FFEE
 

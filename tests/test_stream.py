@@ -134,8 +134,8 @@ def test_cli_stream_realtime(tmp_path, hopper_path, speech48, capsys):
 
 
 def test_acoustic_mouth_cannot_stream(astronaut):
-    from vasa_core import TalkingFacePipeline
-    pipe = TalkingFacePipeline(size=256, lipsync="acoustic")
+    from safety.publish import build_pipeline
+    pipe = build_pipeline(size=256, lipsync="acoustic")
     with pytest.raises(ValueError, match="cannot stream"):
         pipe.stream(astronaut, iter([np.zeros(480, np.float32)]), 48000)
 

@@ -19,14 +19,16 @@ ASSETS = next((p for p in (Path(__file__).parent / "assets", Path(__file__).pare
 __all__ = ["TalkingFacePipeline", "Result", "Output", "MotionSequence", "InputError", "write_video",
            "build_pipeline", "__version__"]
 
-_LAZY = {"TalkingFacePipeline": "pipeline", "Result": "pipeline", "Output": "pipeline", "write_video": "pipeline",
-         "build_pipeline": "pipeline", "MotionSequence": "motion"}
+_LAZY = {"TalkingFacePipeline": ".pipeline", "Result": ".pipeline", "Output": ".pipeline", "write_video": ".pipeline",
+         "MotionSequence": ".motion",
+         # alias kept for one release: the factory now lives with the components it hands in (safety.publish)
+         "build_pipeline": "safety.publish"}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -102,7 +102,7 @@ def _stream(pipe, audio, args) -> int:
 def check_inputs(image: str, audio: str) -> None:
     """Refuse a missing or undecodable portrait or audio file from its header (milliseconds), before any model
     loads. Raises InputError (ImageError / AudioError) with the validator's sentence."""
-    from safety.validate import ValidationError, check_audio_header, check_image_header
+    from vasa_core.validate import ValidationError, check_audio_header, check_image_header
 
     from .errors import AudioError, ImageError
     try:
@@ -130,7 +130,7 @@ def cli(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         check_inputs(args.image, args.audio)        # within a second: before torch, mediapipe or the portrait
         from .motion import MotionSequence
-        from .pipeline import build_pipeline
+        from safety.publish import build_pipeline
         lipsync = getattr(args, "lipsync", "default")
         pipe = build_pipeline(size=args.size, fps=args.fps, device=args.device, lipsync=lipsync)
         if args.command == "stream":

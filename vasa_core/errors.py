@@ -36,3 +36,8 @@ class AudioError(InputError):
 
 class MotionError(InputError):
     """A motion file cannot be parsed or has values out of range."""
+
+
+class ValidationError(InputError):
+    """An uploaded image or audio file was refused (wrong type, damaged, too large, too long, no speech...).
+    Raised by `vasa_core.validate`, the one decoder of uploads; the safety gate shows it as a refusal."""

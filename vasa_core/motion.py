@@ -192,7 +192,7 @@ class MotionAmplitudes:
     # 1.8 / 1.4 / 1.4: on the 29 speech clips of 5 s or more of ../shared/media x 4 seeds, runs with Delta-P
     # 0.38-0.5 and every axis' s.d. 2-5 deg went from 76 to 103 of 116; then pauses shorter than
     # SPEAKING_HOLD_S no longer calm the head, and the fast parts went from 1.0 / 0.75 / 0.75 to these: 107
-    # of 116, every clip with speech in range on 2 seeds; `python -m vasa_core.stats`)
+    # of 116, every clip with speech in range on 2 seeds; `python -m tools.stats`)
     yaw_fast_deg: float = 0.9
     yaw_medium_deg: float = 3.4
     yaw_slow_deg: float = 1.4

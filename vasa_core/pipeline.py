@@ -3,8 +3,10 @@
     image -> analyze_portrait -> Portrait                      (cached by image hash)
     audio pieces -> MotionStream (lip sync + prosody -> motion) -> MotionSequence
     Portrait + MotionSequence -> Renderer -> frames
-    frames + audio pieces -> safety.watermark -> VideoWriter (H.264 + AAC) -> safety.provenance (C2PA)
-        -> safety.audit -> file
+    frames + audio pieces -> marker (watermark) -> VideoWriter (H.264 + AAC) -> publisher (C2PA + audit) -> file
+
+The marker and publisher are handed in (`safety.publish` makes them; `safety.publish.build_pipeline` is the
+factory): the engine never imports the safety layer.
 
 `write` reads an audio file twice, a piece at a time (motion first, then soundtrack and frames), so memory
 does not grow with its length; `stream` runs the same stages on audio that is still arriving and yields
@@ -17,7 +19,7 @@ import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -30,8 +32,21 @@ from .render import Renderer
 from .stream import FrameStream, MotionStream
 from .video import VideoWriter
 
-if TYPE_CHECKING:
-    from safety.publish import Marker, Publisher
+
+
+class Marker(Protocol):
+    """What the pipeline needs of a watermarker (`safety.publish.Marker` is the product's)."""
+    def new_payload(self) -> int: ...                    # a fresh 32-bit id for one clip
+    def embedder(self, payload: int, width: int, height: int): ...   # `.embed(frame, index) -> frame`
+    def label(self, frame: np.ndarray) -> np.ndarray: ...   # the frame with a visible "AI-generated" label
+    def hex(self, payload: int) -> str: ...
+
+
+class Publisher(Protocol):
+    """What the pipeline needs of a publisher (`safety.publish.Publisher`: C2PA signing + the audit log)."""
+    def start(self, **fields) -> str: ...
+    def sign(self, unsigned: Path, out: Path, payload: int, generator: str, version: str) -> dict: ...
+    def record(self, request_id: str, payload_hex: str, output_sha256: str) -> None: ...
 
 OUTPUT_SAMPLE_RATE = 48_000   # Hz, audio in the written MP4
 MOTION_PIECE_S = 10.0         # seconds of audio fed at a time when a whole file is turned into motion
@@ -95,19 +110,18 @@ class TalkingFacePipeline:
     size: output side in pixels (256..1024); fps: video frame rate; device: 'auto' | 'cpu' | 'cuda'
     (the warp runs on the GPU when there is one); lipsync: 'default' (learned model when its weights
     ship, else acoustic) | 'learned' | 'acoustic'.
-    marker / publisher: what every frame and file that leaves goes through (`safety.publish`): the
-    watermark (and visible label), and C2PA signing + the audit log. None: the installation's defaults
-    (`safety.publish.Marker()` / `Publisher()`); `build_pipeline` is the factory the app and CLI use.
+    marker / publisher: what every frame and file that leaves goes through, handed in by whoever builds the
+    pipeline (diffusers-style; there is no default): the watermark (and visible label), and C2PA signing +
+    the audit log. `safety.publish.build_pipeline` is the factory the app, the CLI and the tools use.
     """
 
     def __init__(self, size: int = 512, fps: float = 25.0, device: str = "auto", lipsync: str = "default", *,
-                 marker: Marker | None = None, publisher: Publisher | None = None):
-        from safety.publish import Marker, Publisher
+                 marker: Marker, publisher: Publisher):
         if not 256 <= size <= 1024:
             raise ValueError("size must be between 256 and 1024 pixels")
         self.size, self.fps, self.device = int(size), float(fps), _resolve_device(device)
-        self.marker: Marker = marker if marker is not None else Marker()
-        self.publisher: Publisher = publisher if publisher is not None else Publisher()
+        self.marker: Marker = marker
+        self.publisher: Publisher = publisher
         self.mouth: MouthModel = load_mouth_model(lipsync)
         self._portraits: OrderedDict[str, tuple[Portrait, Renderer]] = OrderedDict()
 
@@ -311,7 +325,7 @@ def check_audio_source(audio) -> None:
     before the portrait is analysed or any model loads; an `Audio` passes. Raises AudioError."""
     if isinstance(audio, Audio):
         return
-    from safety.validate import ValidationError, check_audio_header
+    from vasa_core.validate import ValidationError, check_audio_header
     try:
         check_audio_header(audio)
     except ValidationError as exc:
@@ -322,7 +336,7 @@ def _input_digests(image, audio) -> dict:
     """The audit fields of a clip made through the API or CLI. `image_sha256` / `audio_sha256` are the SHA-256
     of the input files' bytes, as on the gate's path (so an investigator can match a file to a clip); for
     decoded inputs (arrays, `Audio`) they stay empty and `extra` says so."""
-    from safety.validate import input_sha256
+    from vasa_core.validate import input_sha256
     image_sha, audio_sha = input_sha256(image), input_sha256(audio)
     fields: dict = {"image_sha256": image_sha, "audio_sha256": audio_sha}
     decoded = [name for name, sha in (("image", image_sha), ("audio", audio_sha)) if sha is None]
@@ -369,10 +383,9 @@ def _publish(produce, audio_rate: int, audio_sha256: str, fps: float, size: int,
 
 
 def write_video(result: Result, out_path: str | Path, request_id: str | None = None, *,
-                marker: Marker | None = None, publisher: Publisher | None = None) -> Output:
+                marker: Marker, publisher: Publisher) -> Output:
     """Write a `Result` from `TalkingFacePipeline.generate` to a signed MP4 (recorded in the audit log).
-    marker / publisher: as the pipeline's (None: the installation's defaults)."""
-    from safety.publish import Marker, Publisher
+    marker / publisher: as the pipeline's."""
 
     def produce(writer: VideoWriter) -> None:
         writer.write_audio(result.audio.samples)
@@ -380,14 +393,5 @@ def write_video(result: Result, out_path: str | Path, request_id: str | None = N
             writer.write(frame)
     out = _publish(produce, result.audio.sample_rate, _samples_sha256(result.audio.samples), result.fps,
                    int(result.frames.shape[1]), Path(out_path), result.payload, result.portrait_key, request_id,
-                   marker or Marker(), publisher or Publisher())
+                   marker, publisher)
     return replace(out, motion=result.motion)
-
-
-def build_pipeline(size: int = 512, fps: float = 25.0, device: str = "auto", lipsync: str = "default",
-                   audit_path: str | Path | None = None) -> TalkingFacePipeline:
-    """The one factory the app and the CLI build their pipeline with: the installation's watermark key,
-    signing certificate and audit log (`audit_path`: another audit-log file, e.g. for a benchmark)."""
-    from safety.publish import Marker, Publisher
-    return TalkingFacePipeline(size=size, fps=fps, device=device, lipsync=lipsync, marker=Marker(),
-                               publisher=Publisher(audit_path))

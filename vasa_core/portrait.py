@@ -2,7 +2,7 @@
 
 `analyze_portrait(image, size)` returns a `Portrait`: the framed image (size x size RGB), the 478 mediapipe
 landmarks in pixels (x, y, and z on the same scale as x; smaller z = closer to the camera), the head's
-rotation and pivot, and a person/background mask. Faces are found with `safety.faces` (MTCNN, the detector
+rotation and pivot, and a person/background mask. Faces are found with `vasa_core.faces` (MTCNN, the detector
 the safety gate uses); the largest face is animated.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from safety.faces import Face
-from safety.faces import detect_faces as _detect
+from vasa_core.faces import Face
+from vasa_core.faces import detect_faces as _detect
 
 from .errors import (FaceCutOffError, FaceTooSmallError, ImageError, NoFaceError, ProfileFaceError)
 
@@ -88,11 +88,11 @@ class Portrait:
 def load_image(source: str | Path | bytes | np.ndarray) -> np.ndarray:
     """An image (path, bytes or array) as RGB uint8, images with a side above 4096 px downscaled to 4096.
 
-    Files and bytes go through the one image decoder, the safety gate's `safety.validate.validate_image`
+    Files and bytes go through the one image decoder, the safety gate's `vasa_core.validate.validate_image`
     (JPEG, PNG and WebP by content, EXIF orientation applied, 40 megapixels at most, at least 64 px a side);
     arrays are checked for shape and size. Raises ImageError with the decoder's sentence.
     """
-    from safety.validate import MIN_IMAGE_SIDE, ValidationError, validate_image
+    from vasa_core.validate import MIN_IMAGE_SIDE, ValidationError, validate_image
     if isinstance(source, np.ndarray):
         arr = source
         if arr.ndim == 2:
@@ -135,7 +135,7 @@ def _model(name: str):
 
 
 def detect_faces(rgb: np.ndarray, min_score: float = 0.9) -> list[Face]:
-    """All faces the shared detector (`safety.faces`, MTCNN) finds, largest first (boxes and points in
+    """All faces the shared detector (`vasa_core.faces`, MTCNN) finds, largest first (boxes and points in
     `rgb`'s pixels; detected on a copy of at most DETECT_SIDE**2 pixels)."""
     faces, _ = _detect(rgb, max_side=DETECT_SIDE, min_prob=min_score, fallback=False)
     return sorted(faces, key=lambda f: -f.area)

@@ -123,11 +123,8 @@ class FrameStream:
     """
 
     def __init__(self, chunks: Iterable[np.ndarray], motion: MotionStream, render, payload: int, size: int,
-                 label: bool = False, portrait_key: str = "", marker=None):
-        """marker: the pipeline's `safety.publish.Marker` (its key and label); None: the installation's."""
-        if marker is None:
-            from safety.publish import Marker
-            marker = Marker()
+                 label: bool = False, portrait_key: str = "", *, marker):
+        """marker: the pipeline's marker (`safety.publish.Marker`: its watermark key and visible label)."""
         self._chunks, self._motion, self._render = chunks, motion, render
         self._label = marker.label
         self._marker = marker.embedder(payload, size, size)

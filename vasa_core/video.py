@@ -35,7 +35,7 @@ class VideoWriter:
         self.vstream = self.container.add_stream("libx264", rate=rate)
         self.vstream.width = self.vstream.height = size
         self.vstream.pix_fmt = "yuv420p"
-        # CRF 18 + tune film, by measurement (`vasa_core.review`, Grace Hopper's face, 100 frames at 512): the face
+        # CRF 18 + tune film, by measurement (`tools.review`, Grace Hopper's face, 100 frames at 512): the face
         # keeps 0.84x the source's detail against 0.80x at the former CRF 20, for 35% more bytes and the same
         # encoding time (~5 ms a frame on one core); CRF 16 keeps 0.85x for 80% more bytes; preset "faster"
         # gains nothing and doubles the time

@@ -1,7 +1,7 @@
 """Honest evaluation of the detector: cross-validation split by person, metrics with confidence intervals.
 
 `python -m safety.detector evaluate [--json] [--work DIR]`
-  - with the feature cache of `python -m safety.evals.train` in DIR (default ../build/detector): recomputes the
+  - with the feature cache of `python -m tools.evals.train` in DIR (default ../build/detector): recomputes the
     held-out evaluation from it (grouped 5-fold cross-validation; other generators scored by a model trained
     on all our data, never on them) and prints the table;
   - without it (a fresh clone has no research media): prints the shipped evaluation, assets/detector_eval.json.
@@ -288,7 +288,7 @@ def cli(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m safety.detector evaluate",
                                  description="Held-out evaluation of the bundled detector.")
     ap.add_argument("--json", action="store_true", help="print the evaluation record as JSON")
-    ap.add_argument("--work", default=str(DEFAULT_WORK), help="feature cache of `python -m safety.evals.train`")
+    ap.add_argument("--work", default=str(DEFAULT_WORK), help="feature cache of `python -m tools.evals.train`")
     ap.add_argument("--commit", help="renderer commit whose fakes to use (default: the newest)")
     ap.add_argument("--shipped", action="store_true", help="print the shipped numbers (assets/detector_eval.json)")
     args = ap.parse_args(argv)

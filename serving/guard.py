@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Iterable
 
-from safety.limits import HostLimits, RateLimiter, client_key
+from serving.limits import HostLimits, RateLimiter, client_key
 
 __all__ = ["HostGuard", "MSG_CLIENT_BUSY", "MSG_CLIENT_RATE", "MSG_URL_INPUT", "security_headers"]
 

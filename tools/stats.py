@@ -1,6 +1,6 @@
 """Motion statistics, comparable with the reference table of real talking-head video in DESIGN.md.
 
-    python -m vasa_core.stats AUDIO_OR_VIDEO [...] [--seeds 3] [--json] [--min-seconds 0]
+    python -m tools.stats AUDIO_OR_VIDEO [...] [--seeds 3] [--json] [--min-seconds 0]
 
 For every file: the motion the engine generates from its audio (each seed), and, when the file is a video
 with a face, what mediapipe's face mesh measures on the real person in it, side by side:
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .motion import MotionSequence
-from .portrait import rotation_matrix
+from vasa_core.motion import MotionSequence
+from vasa_core.portrait import rotation_matrix
 
 FPS = 25.0
 BROW_IDS = (105, 66, 107, 334, 296, 336)
@@ -77,7 +77,7 @@ def face_measures(pts: np.ndarray) -> dict:
     """Brow height, lid opening and inner-lip gap per IOD from (>=468, 3) landmarks in a head-aligned or
     camera frame (the head's vertical axis is estimated from the landmarks themselves)."""
     from .lipsync.real import lip_measures
-    from .portrait import head_rotation
+    from vasa_core.portrait import head_rotation
     r = head_rotation(pts)
     local = (pts - pts[1]) @ r                     # head frame: y down the face
     eye_r = local[[33, 133]].mean(0)
@@ -115,7 +115,7 @@ def real_video_stats(path: str | Path) -> dict | None:
     import mediapipe as mp
     import cv2
     from .lipsync.real import _to_grid
-    from .portrait import head_rotation, rotation_angles
+    from vasa_core.portrait import head_rotation, rotation_angles
     mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False,
                                            min_detection_confidence=0.4, min_tracking_confidence=0.4)
     rows, times, ref, base = [], [], None, None
@@ -179,8 +179,8 @@ def _reference_rig():
     global _REFERENCE_RIG
     if _REFERENCE_RIG is None:
         import matplotlib
-        from .face import build_rig
-        from .portrait import analyze_portrait
+        from vasa_core.face import build_rig
+        from vasa_core.portrait import analyze_portrait
         img = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
         _REFERENCE_RIG = build_rig(analyze_portrait(img, 256))
     return _REFERENCE_RIG
@@ -188,7 +188,7 @@ def _reference_rig():
 
 def generated_face_stats(m: MotionSequence) -> dict:
     """Brows, lids, mouth of generated motion measured on the reference rig, in the real video's units."""
-    from .face import deform
+    from vasa_core.face import deform
     rig = _reference_rig()
     vals = np.array([list(face_measures(deform(rig, m.frame(i))).values()) for i in range(len(m))])
     brow, lid, gap = vals.T
@@ -211,7 +211,7 @@ HEADER = ("| clip | Delta-P (deg/frame) | pose std yaw / pitch / roll (deg) | sc
 
 
 def cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vasa_core.stats", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.stats", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", nargs="+", help="audio files, or videos (their speech track; the real person "
                                                  "in them is measured too)")
@@ -221,9 +221,9 @@ def cli(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(1)
-    from .errors import InputError
-    from .pipeline import TalkingFacePipeline
-    pipe = TalkingFacePipeline(size=256, device="cpu")
+    from vasa_core.errors import InputError
+    from safety.publish import build_pipeline
+    pipe = build_pipeline(size=256, device="cpu")
     rows, lines = [], [HEADER]
     for path in args.audio:
         try:

@@ -1,9 +1,9 @@
 """Train the learned audio -> mouth model on the generated data.
 
-  python -m vasa_core.lipsync.data  --out build/lipsync2 --minutes 130 --eval-items 120            # ~5 min
-  python -m vasa_core.lipsync.data  --out build/lipsync3 --minutes 40 --eval-items 0 --seed 7 --long-pauses 0.5
-  python -m vasa_core.lipsync.train --data build/lipsync2 --steps 4000 --max-minutes 55 --out build/lipsync_v2.npz
-  python -m vasa_core.lipsync.train --data build/lipsync3 --init build/lipsync_v2.npz --steps 600 --lr 4e-4 \
+  python -m tools.lipsync.data  --out build/lipsync2 --minutes 130 --eval-items 120            # ~5 min
+  python -m tools.lipsync.data  --out build/lipsync3 --minutes 40 --eval-items 0 --seed 7 --long-pauses 0.5
+  python -m tools.lipsync.train --data build/lipsync2 --steps 4000 --max-minutes 55 --out build/lipsync_v2.npz
+  python -m tools.lipsync.train --data build/lipsync3 --init build/lipsync_v2.npz --steps 600 --lr 4e-4 \
       --seed 1 --calibration-from assets/lipsync.npz --out assets/lipsync.npz   # fine-tune with long pauses
 
 Single-threaded by default (the machine has two shared cores).  Random 4 s crops, Adam + cosine schedule,
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..audio import hz_to_mel, mel_frequencies
-from .model import MEL_RANGE, N_MELS, MouthNet, load_torch_net, load_weights, save_weights
-from .phonemes import NP, PRS, TUCK, JAW, FUN, STR, TNG  # noqa: F401
+from vasa_core.audio import hz_to_mel, mel_frequencies
+from vasa_core.lipsync.model import MEL_RANGE, N_MELS, MouthNet, load_torch_net, load_weights, save_weights
+from vasa_core.lipsync.phonemes import NP, PRS, TUCK, JAW, FUN, STR, TNG  # noqa: F401
 
 CALIBRATION = ("jaw_gain", "lead_ms", "pool_ms", "calibration")   # weights-file fields set after training
 PARAM_W = torch.ones(NP)

@@ -1,9 +1,9 @@
 """Fine-tune the lip-sync network on real mouths mixed with the exact synthetic labels.
 
-    python -m vasa_core.lipsync.realtune --tracks build/real.json --data build/lipsync4 --init assets/lipsync.npz \
+    python -m tools.lipsync.realtune --tracks build/real.json --data build/lipsync4 --init assets/lipsync.npz \
         --out build/lipsync_real.npz [--folds 2 --holdout 0] [--steps 300] [--real-weight 1.0] [--loss l1|corr]
 
-`--tracks` is the JSON that `python -m vasa_core.lipsync.evaluate --real DIR --save X.json` writes (every clip's
+`--tracks` is the JSON that `python -m tools.lipsync.evaluate --real DIR --save X.json` writes (every clip's
 tracked real inner-lip gap, its speech mask and file name); the clips' audio is read again from the folders
 named in it. Real targets: only jaw_open, the clip's inner-lip gap scaled to its own 5-95% range (times 0.7,
 about the synthetic jaw range); every other parameter keeps learning from the synthetic labels only.
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import FEAT_HOP_S, load_torch_net, logmel, save_weights
-from .phonemes import JAW
+from vasa_core.lipsync.model import FEAT_HOP_S, load_torch_net, logmel, save_weights
+from vasa_core.lipsync.phonemes import JAW
 from .train import load_split, loss_fn, make_batch
 
 
@@ -35,7 +35,7 @@ def fold_of(speakers: list[str], folds: int) -> dict[str, int]:
 
 def real_items(tracks_json: str, dirs: list[str], folds: int, holdout: int | None):
     """[(log-mel (T, 40), jaw target (T,), mask (T,))] for the training speakers, and the held-out clip names."""
-    from ..audio import load_audio
+    from vasa_core.audio import load_audio
     recs = json.loads(Path(tracks_json).read_text())["records"]
     fold = fold_of([r["speaker"] for r in recs], folds)
     files = {p.name: p for d in dirs for p in Path(d).iterdir()}

@@ -1,11 +1,11 @@
 """Review sheets for a person to judge the output quickly (not a test).
 
     # every portrait in a folder, with one audio clip: a contact sheet, 2x mouth and eye close-ups, and a table
-    .venv/bin/python -m vasa_core.review --gallery DIR --audio AUDIO --out OUT_DIR [--seconds 6] [--size 512]
+    .venv/bin/python -m tools.review --gallery DIR --audio AUDIO --out OUT_DIR [--seconds 6] [--size 512]
     # real talking videos: each one's first frame animated with its own audio, our frames under the real ones
-    .venv/bin/python -m vasa_core.review --real DIR --out OUT_DIR [--seconds 6]
+    .venv/bin/python -m tools.review --real DIR --out OUT_DIR [--seconds 6]
     # one portrait: one row per control extreme (gaze, distance, emotions, motion scale)
-    .venv/bin/python -m vasa_core.review --image IMG --audio AUDIO --out sheet.png [--thumb 192] [--face]
+    .venv/bin/python -m tools.review --image IMG --audio AUDIO --out sheet.png [--thumb 192] [--face]
 
 The gallery table (`OUT_DIR/review.md`, also printed) has per portrait: accepted or the refusal sentence, the
 face's detail ratio against the source (the framed portrait — below 1 when a large source is shrunk to the
@@ -55,7 +55,7 @@ def border_excess(source: np.ndarray, frame: np.ndarray) -> float:
 def face_detail(rgb: np.ndarray, landmarks: np.ndarray | None = None) -> float | None:
     """Variance of the Laplacian of the face region (landmark box, resized to 256 x 256): sharpness at one
     scale, comparable between a source photo and a frame of any size. None when no face mesh is found."""
-    from .portrait import fit_mesh
+    from vasa_core.portrait import fit_mesh
     lm = fit_mesh(rgb) if landmarks is None else landmarks
     if lm is None:
         return None
@@ -69,7 +69,7 @@ def face_detail(rgb: np.ndarray, landmarks: np.ndarray | None = None) -> float |
 
 def lip_gap(rgb: np.ndarray) -> float | None:
     """Inner-lip gap / inter-ocular distance measured by mediapipe on a frame (None: no face)."""
-    from .portrait import fit_mesh
+    from vasa_core.portrait import fit_mesh
     lm = fit_mesh(rgb)
     if lm is None:
         return None
@@ -80,7 +80,7 @@ def lip_gap(rgb: np.ndarray) -> float | None:
 def encode_roundtrip(frames: list[np.ndarray], fps: float = 25.0) -> list[np.ndarray]:
     """The frames after the product's H.264 settings (VideoWriter's CRF and preset), decoded again."""
     import av
-    from .video import VideoWriter
+    from vasa_core.video import VideoWriter
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.mp4"
         with VideoWriter(path, fps=fps, size=frames[0].shape[0]) as w:
@@ -122,8 +122,8 @@ def _save(path: Path, rgb: np.ndarray) -> None:
 
 def review_portrait(pipe, image_path: Path, audio, out_dir: Path, frames_n: int = 8) -> dict:
     """Render one portrait with `audio`; write its sheets; return its table row."""
-    from .errors import InputError
-    from .portrait import load_image
+    from vasa_core.errors import InputError
+    from vasa_core.portrait import load_image
     row: dict = {"portrait": image_path.name}
     try:
         source = load_image(image_path)
@@ -165,10 +165,10 @@ def review_portrait(pipe, image_path: Path, audio, out_dir: Path, frames_n: int 
 
 def review_gallery(gallery: Path, audio_path: Path, out_dir: Path, seconds: float = 6.0, size: int = 512) -> list[dict]:
     """Review every image in `gallery` with `audio_path` (its first `seconds`); write sheets and review.md."""
-    from .audio import Audio
-    from .pipeline import TalkingFacePipeline
+    from vasa_core.audio import Audio
+    from safety.publish import build_pipeline
     out_dir.mkdir(parents=True, exist_ok=True)
-    pipe = TalkingFacePipeline(size=size)
+    pipe = build_pipeline(size=size)
     audio = pipe.load_audio(str(audio_path))
     audio = Audio(audio.samples[: int(seconds * audio.sample_rate)], audio.sample_rate)
     rows = []
@@ -193,8 +193,8 @@ def review_real(video: Path, out_dir: Path, pipe, seconds: float = 6.0, cols: in
     Returns a row with the mouth-opening range on both (inner-lip gap / inter-ocular distance, mediapipe),
     or None when the video has no soundtrack."""
     import av
-    from .audio import Audio
-    from .errors import InputError
+    from vasa_core.audio import Audio
+    from vasa_core.errors import InputError
     with av.open(str(video)) as c:
         if not c.streams.audio:
             return None
@@ -224,7 +224,7 @@ def review_real(video: Path, out_dir: Path, pipe, seconds: float = 6.0, cols: in
         gaps_ours.append(lip_gap(ours))
     thumb = 256
     row = lambda imgs: np.concatenate([cv2.resize(i, (thumb, thumb), interpolation=cv2.INTER_AREA) for i in imgs], 1)  # noqa: E731
-    from .portrait import fit_mesh
+    from vasa_core.portrait import fit_mesh
     own = lambda img: fit_mesh(img) if fit_mesh(img) is not None else portrait.landmarks  # noqa: E731
     mouths = [closeups(t, own(t))[0] for t, _ in tiles], [closeups(o, own(o))[0] for _, o in tiles]
     mrow = lambda ms: np.concatenate([cv2.resize(m, (thumb, int(0.7 * thumb)), interpolation=cv2.INTER_AREA)  # noqa: E731
@@ -238,9 +238,9 @@ def review_real(video: Path, out_dir: Path, pipe, seconds: float = 6.0, cols: in
 
 
 def review_real_folder(folder: Path, out_dir: Path, seconds: float = 6.0, size: int = 512) -> list[dict]:
-    from .pipeline import TalkingFacePipeline
+    from safety.publish import build_pipeline
     out_dir.mkdir(parents=True, exist_ok=True)
-    pipe = TalkingFacePipeline(size=size)
+    pipe = build_pipeline(size=size)
     rows = [r for r in (review_real(v, out_dir, pipe, seconds) for v in sorted(folder.iterdir())
                         if v.suffix.lower() in VIDEO_TYPES) if r is not None]
     for r in rows:
@@ -251,8 +251,8 @@ def review_real_folder(folder: Path, out_dir: Path, seconds: float = 6.0, size: 
 def control_sheet(image: str, audio_path: str, out: str, thumb: int = 192, cols: int = 6, seed: int = 0,
                   face: bool = False) -> None:
     """One row per control extreme, `cols` frames across the clip each; the same seed everywhere."""
-    from .pipeline import TalkingFacePipeline
-    pipe = TalkingFacePipeline(size=512 if face else 256)
+    from safety.publish import build_pipeline
+    pipe = build_pipeline(size=512 if face else 256)
     audio = pipe.load_audio(audio_path)
     portrait, _ = pipe.prepare(image)
     if face:                 # a square around the face's landmarks, from the brows to below the chin

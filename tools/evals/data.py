@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from safety.evals.media import encode_mp4
+from tools.evals.media import encode_mp4
 
 from safety import detector as D
 
@@ -159,7 +159,7 @@ def read_audio(path: str | Path, start: float, seconds: float, rate: int = 48_00
     return x.astype(np.float32) if len(x) > rate // 2 else None
 
 
-encode = encode_mp4   # the evaluation code's one MP4 writer (safety.evals.media)
+encode = encode_mp4   # the evaluation code's one MP4 writer (tools.evals.media)
 
 
 def transform(frames: list[np.ndarray], fps: float, spec: dict, rng: np.random.Generator) -> tuple[list[np.ndarray], float, int]:
@@ -330,10 +330,12 @@ def make_fake(spec: FakeSpec, out: Path) -> bool:
     """Render one unmarked fake to `out` (MP4). Returns False when the portrait is refused (no usable face)."""
     import soundfile as sf
 
-    from vasa_core import InputError, TalkingFacePipeline
+    from vasa_core import InputError
+
+    from safety.publish import build_pipeline
     pipe = _PIPES.get(spec.size)
     if pipe is None:
-        pipe = _PIPES[spec.size] = TalkingFacePipeline(size=spec.size, device="cpu")
+        pipe = _PIPES[spec.size] = build_pipeline(size=spec.size, device="cpu")
     samples = read_audio(spec.audio, spec.audio_start, spec.seconds, 48_000)
     if samples is None or float(np.max(np.abs(samples))) < 1e-3:
         return False

@@ -27,7 +27,7 @@ from typing import Union
 
 import numpy as np
 
-from safety.errors import ValidationError
+from vasa_core.errors import ValidationError
 
 __all__ = [
     "ValidationError", "ValidatedImage", "ValidatedAudio", "validate_image", "validate_audio",

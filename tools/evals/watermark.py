@@ -1,8 +1,8 @@
 """The watermark's laboratory: sample media, the attack table and the robustness evaluation behind
 docs/watermark.md, kept apart from the library (`safety.watermark`) that the product runs.
 
-    python -m safety.evals.watermark evaluate [--clips N] [--seconds S] [--negatives N] [--json] [--no-library]
-    python -m safety.evals.watermark detect CLIP [--json]
+    python -m tools.evals.watermark evaluate [--clips N] [--seconds S] [--negatives N] [--json] [--no-library]
+    python -m tools.evals.watermark detect CLIP [--json]
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def encode_mp4(frames: Iterable[np.ndarray], path: str | Path | None = None, fps
                size: tuple[int, int] | None = None, audio: bool = True) -> bytes | None:
     """Encode RGB frames (resized to `size` = (w, h) when given) with a 220 Hz tone track unless `audio` is
     False, through the evaluation code's one MP4 writer. Returns bytes if path is None."""
-    from safety.evals.media import encode_mp4 as write
+    from tools.evals.media import encode_mp4 as write
     frames = list(frames)
     if size is not None:
         frames = [f if f.shape[1::-1] == tuple(size) else cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA)
@@ -357,9 +357,9 @@ def format_report(res: dict) -> str:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """`python -m safety.evals.watermark evaluate [--clips N] [--seconds S] [--negatives N] [--json]
-    [--no-library]` and `python -m safety.evals.watermark detect CLIP [--json]`."""
-    ap = argparse.ArgumentParser(prog="python -m safety.evals.watermark")
+    """`python -m tools.evals.watermark evaluate [--clips N] [--seconds S] [--negatives N] [--json]
+    [--no-library]` and `python -m tools.evals.watermark detect CLIP [--json]`."""
+    ap = argparse.ArgumentParser(prog="python -m tools.evals.watermark")
     sub = ap.add_subparsers(dest="cmd", required=True)
     ev = sub.add_parser("evaluate", help="reproduce the robustness table")
     ev.add_argument("--clips", type=int, default=20)

@@ -101,7 +101,7 @@ def real_identities() -> list[tuple[str, np.ndarray]]:
     import matplotlib
     from skimage import data
 
-    from safety.validate import validate_image
+    from vasa_core.validate import validate_image
 
     hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     return [("astronaut (skimage)", np.asarray(data.astronaut())),

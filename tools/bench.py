@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ASSETS
+from vasa_core import ASSETS
 
 
 
 def _clip(seconds: float):
-    from .audio import Audio
-    from .pipeline import OUTPUT_SAMPLE_RATE
-    from .audio import load_audio
+    from vasa_core.audio import Audio
+    from vasa_core.pipeline import OUTPUT_SAMPLE_RATE
+    from vasa_core.audio import load_audio
     base = load_audio(ASSETS / "default_speech.ogg", sample_rate=OUTPUT_SAMPLE_RATE)
     n = int(seconds * OUTPUT_SAMPLE_RATE)
     reps = int(np.ceil(n / len(base.samples)))
@@ -44,7 +44,7 @@ def _peak_rss_mb() -> float:
 
 
 def bench_size(size: int, audio, portrait_src) -> dict:
-    from .pipeline import build_pipeline
+    from safety.publish import build_pipeline
     pipe = build_pipeline(size=size, device="auto")
     t = time.perf_counter()
     portrait, renderer = pipe.prepare(portrait_src)
@@ -70,8 +70,8 @@ def bench_size(size: int, audio, portrait_src) -> dict:
 
 
 def bench_stream(audio, portrait_src, runs: int = 5) -> dict:
-    from .pipeline import build_pipeline
-    from .stream import paced_chunks, timing
+    from safety.publish import build_pipeline
+    from vasa_core.stream import paced_chunks, timing
     pipe = build_pipeline(size=512, device="auto")
     pipe.prepare(portrait_src)
     first, lag = [], []
@@ -156,7 +156,7 @@ def _run_bench(seconds: float, as_json: bool, long_seconds: float, cold_runs: in
            "rtf_512": res["s512"]["rtf"], **bench_stream(audio, portrait_src),
            "peak_rss_mb": round(_peak_rss_mb(), 1), **cold, "stages": res}
     if long_seconds:
-        from .pipeline import build_pipeline
+        from safety.publish import build_pipeline
         import soundfile as sf
         before = _peak_rss_mb()
         with tempfile.TemporaryDirectory() as tmp:

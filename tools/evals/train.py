@@ -1,6 +1,6 @@
 """Train the bundled detector in one command (data generation, cross-validated evaluation, final model).
 
-    .venv/bin/python -m safety.evals.train --media ../shared/media --work ../build/detector
+    .venv/bin/python -m tools.evals.train --media ../shared/media --work ../build/detector
 
 1. `data.build`: unmarked fakes from the current renderer (paired with each real clip's first frame and own
    audio, plus portraits x voices), every clip re-encoded by the same variants, features cached in WORK
@@ -22,18 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from safety import detector as D
-from safety.evals import data as E
-from safety.evals import evaluate as V
+from tools.evals import data as E
+from tools.evals import evaluate as V
 
 
 def watermark_invariance(media: Path, model: D.DetectorModel, n: int = 4, seed: int = 5) -> dict:
     """Render `n` held-aside fakes, write each unmarked and with our watermark + visible label (same encoder),
     and compare forensic scores. Returns {"max_abs_diff", "mean_abs_diff", "pairs": [[unmarked, marked], ...]}."""
     from safety.watermark import Watermarker, label_frame, new_payload
-    from vasa_core import TalkingFacePipeline
+    from safety.publish import build_pipeline
     specs = [s for s in E.fake_specs(media, seed=seed) if s.kind in ("portrait", "package")]
     rng = np.random.default_rng(seed)
-    pipe = TalkingFacePipeline(size=512, device="cpu")
+    pipe = build_pipeline(size=512, device="cpu")
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
         for s in rng.permutation(len(specs)):
@@ -90,7 +90,7 @@ def speed(media: Path, model: D.DetectorModel) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m safety.evals.train", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.evals.train", description=__doc__.split("\n")[0])
     ap.add_argument("--media", default=str(D.ROOT.parent / "shared" / "media"), help="research media folder")
     ap.add_argument("--work", default=str(V.DEFAULT_WORK), help="where fakes and features are cached")
     ap.add_argument("--workers", type=int, default=2)

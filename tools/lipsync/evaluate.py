@@ -1,10 +1,10 @@
 """Evaluate mouth models on held-out synthesised speech with exact phoneme timing.
 
-  python -m vasa_core.lipsync.evaluate [--json] [--data build/lipsync2] [--plots DIR] [--contact-sheet X.png]
-  python -m vasa_core.lipsync.evaluate --real DIR [--real DIR2] [--no-render] [--save OUT.json]   (real videos:
-      the real mouth tracked by mediapipe against ours, predicted and rendered; see vasa_core.lipsync.real)
+  python -m tools.lipsync.evaluate [--json] [--data build/lipsync2] [--plots DIR] [--contact-sheet X.png]
+  python -m tools.lipsync.evaluate --real DIR [--real DIR2] [--no-render] [--save OUT.json]   (real videos:
+      the real mouth tracked by mediapipe against ours, predicted and rendered; see tools.lipsync.real)
 
-Evaluation items (written by `python -m vasa_core.lipsync.data`, or made here with espeak-ng only when
+Evaluation items (written by `python -m tools.lipsync.data`, or made here with espeak-ng only when
 missing) are never used in training: held-out MBROLA voices (us3, de2, fr4, es2; incl. sung items) and
 held-out languages (Polish: espeak-ng + MBROLA pl1; Swedish: espeak-ng + MBROLA sw1, sw2), with light
 augmentation.  Groups: heldout_voice / heldout_lang = spoken items; sung = the sung items of both; all.
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from . import phonemes as P
-from .model import FEAT_HOP_S, pool_to_frames
+from vasa_core.lipsync import phonemes as P
+from vasa_core.lipsync.model import FEAT_HOP_S, pool_to_frames
 
 FPS = 25.0
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +134,7 @@ class SphinxMouth:
                                         beam=1e-10, pbeam=1e-10, loglevel="FATAL")
 
     def segments(self, samples, sample_rate):
-        from ..audio import resample_samples
+        from vasa_core.audio import resample_samples
         x = resample_samples(samples, sample_rate, 16000)
         self.dec.start_utt()
         self.dec.process_raw((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
@@ -162,12 +162,12 @@ def target_frames(segs, duration, fps, num_frames):
 def available_models(weights=None):
     models = {}
     try:
-        from .model import LearnedMouth, DEFAULT_WEIGHTS
+        from vasa_core.lipsync.model import LearnedMouth, DEFAULT_WEIGHTS
         models["learned"] = LearnedMouth.load(weights or DEFAULT_WEIGHTS)
     except FileNotFoundError:
         pass
     try:
-        from ..mouth import AcousticMouth
+        from vasa_core.mouth import AcousticMouth
         models["acoustic_v1"] = AcousticMouth()
     except Exception:
         pass
@@ -230,7 +230,7 @@ def plot_clip(model, path_or_audio, out_png, title=""):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from ..audio import load_audio
+    from vasa_core.audio import load_audio
     if isinstance(path_or_audio, (str, Path)):
         a = load_audio(path_or_audio)
         x, sr = a.samples, a.sample_rate
@@ -238,7 +238,7 @@ def plot_clip(model, path_or_audio, out_png, title=""):
         x, sr = path_or_audio
     n = int(round(len(x) / sr * FPS))
     y = model.predict(x, sr, FPS, n)
-    from .model import logmel
+    from vasa_core.lipsync.model import logmel
     f = logmel(x, sr)
     fig, ax = plt.subplots(2, 1, figsize=(14, 6), sharex=True)
     ax[0].imshow(f.T, origin="lower", aspect="auto", extent=[0, len(f) * FEAT_HOP_S, 0, f.shape[1]], cmap="magma")
@@ -259,8 +259,8 @@ def contact_sheet(items, out_png, lipsync="default", per_kind=6):
     of a held-out item, and tile the mouth regions: top row closures, bottom row open vowels."""
     import cv2
     import matplotlib
-    from ..audio import Audio
-    from ..pipeline import TalkingFacePipeline
+    from vasa_core.audio import Audio
+    from safety.publish import build_pipeline
     img = str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
     def picks(segs):
         closes = [int(round((s + e) / 2 * FPS)) for sym, s, e in segs if sym in P.BILABIAL][:per_kind]
@@ -270,7 +270,7 @@ def contact_sheet(items, out_png, lipsync="default", per_kind=6):
     cands = [it for it in items if it[0]["group"] == "heldout_voice" and "sing" not in it[0]["source"]] or items
     meta, x, sr, segs = max(cands, key=lambda it: min(map(len, picks(it[3]))))
     closes, opens = picks(segs)
-    pipe = TalkingFacePipeline(size=512, fps=FPS, lipsync=lipsync)
+    pipe = build_pipeline(size=512, fps=FPS, lipsync=lipsync)
     portrait, renderer = pipe.prepare(img)
     motion = pipe.motion(Audio(x.astype(np.float32), sr))
     cx, cy = portrait.landmarks[[13, 14], :2].mean(0)
@@ -300,7 +300,7 @@ def main(argv=None):
     ap.add_argument("--oracle", action="store_true", help="also score the exact targets (upper bound)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--real", action="append", default=None, metavar="DIR",
-                    help="score on real talking videos with their own speech instead (see vasa_core.lipsync.real); "
+                    help="score on real talking videos with their own speech instead (see tools.lipsync.real); "
                          "repeat for several folders")
     ap.add_argument("--models", default="learned,acoustic,pocketsphinx", help="with --real: which mouths")
     ap.add_argument("--no-render", action="store_true", help="with --real: skip the rendered-video scores")

@@ -1,7 +1,7 @@
 """Face detection: the one detector the safety gate (likeness screening, face choice) and the engine
 (portrait analysis) share.
 
-MTCNN (`safety.mtcnn`: facenet-pytorch's networks and bundled weights, run in numpy, so detection needs no
+MTCNN (`vasa_core.mtcnn`: facenet-pytorch's networks and bundled weights, run in numpy, so detection needs no
 torch; one process-wide instance behind one lock), with dlib's HOG frontal-face detector (no weights file) as
 an optional fallback when MTCNN finds nothing. Faces
 come back in reading order (left to right by box centre, then top to bottom) so that a face index a user

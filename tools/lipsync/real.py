@@ -1,6 +1,6 @@
 """Lip sync measured on real mouths: real talking videos with their own speech.
 
-    python -m vasa_core.lipsync.evaluate --real DIR [--real DIR2 ...] [--models learned,acoustic,pocketsphinx]
+    python -m tools.lipsync.evaluate --real DIR [--real DIR2 ...] [--models learned,acoustic,pocketsphinx]
                                          [--no-render] [--save OUT.json] [--track-cache DIR] [--weights W.npz]
 
 For every video in DIR that carries speech (silero-vad finds >= 1 s of it):
@@ -173,7 +173,7 @@ def track_frames(frames) -> MouthTrack:
 
 def rig_track(rig, motion) -> MouthTrack:
     """The lip measurements on the face rig deformed by every frame of a MotionSequence (no rendering)."""
-    from ..face import deform
+    from vasa_core.face import deform
     gaps, widths = [], []
     for i in range(len(motion)):
         g, w = lip_measures(deform(rig, motion.frame(i)))
@@ -286,7 +286,7 @@ def speech_masks(samples16: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]
 def energy_lags(real_gap: np.ndarray, samples16: np.ndarray) -> dict[int, float]:
     """r(k) of the real lip gap with the speech-band energy of the sound (k frames later), k in -8..8: how far
     the file's mouth leads its sound, measured with no mouth model (see `av_offset`)."""
-    from ..audio import speech_band_energy
+    from vasa_core.audio import speech_band_energy
     t, e = speech_band_energy(samples16, 16000)
     n = len(real_gap)
     energy = np.interp(np.arange(n) / FPS, t, e) if len(t) else np.full(n, np.nan)
@@ -350,17 +350,17 @@ def list_videos(dirs: list[str]) -> list[Path]:
 
 def models_for(names: list[str], weights: str | None = None) -> dict:
     """Pipelines (256 px) and the pocketsphinx mouth, by name; `weights` replaces the learned model's."""
-    from ..pipeline import TalkingFacePipeline
+    from safety.publish import build_pipeline
     out = {}
     for name in names:
         if name == "learned":
-            pipe = TalkingFacePipeline(size=256, device="cpu", lipsync="learned")
+            pipe = build_pipeline(size=256, device="cpu", lipsync="learned")
             if weights:
-                from .model import LearnedMouth
+                from vasa_core.lipsync.model import LearnedMouth
                 pipe.mouth = LearnedMouth.load(weights)
             out[name] = pipe
         elif name == "acoustic":
-            out[name] = TalkingFacePipeline(size=256, device="cpu", lipsync="acoustic")
+            out[name] = build_pipeline(size=256, device="cpu", lipsync="acoustic")
         elif name == "pocketsphinx":
             from .evaluate import SphinxMouth
             out[name] = SphinxMouth()
@@ -387,13 +387,13 @@ def cached_track(path: Path, n: int, cache: str | None) -> tuple[MouthTrack, np.
 
 def evaluate_clip(path: Path, models: dict, render: bool = True, log=print, cache: str | None = None) -> dict | None:
     """All metrics for one video (None when it has no speech or no trackable face)."""
-    from ..audio import Audio, load_audio, resample_samples
-    from ..errors import InputError
-    from ..face import build_rig
-    from ..motion import MotionControls, MotionSequence, with_mouth
-    from ..pipeline import OUTPUT_SAMPLE_RATE
-    from ..portrait import analyze_portrait
-    from ..render import Renderer
+    from vasa_core.audio import Audio, load_audio, resample_samples
+    from vasa_core.errors import InputError
+    from vasa_core.face import build_rig
+    from vasa_core.motion import MotionControls, MotionSequence, with_mouth
+    from vasa_core.pipeline import OUTPUT_SAMPLE_RATE
+    from vasa_core.portrait import analyze_portrait
+    from vasa_core.render import Renderer
     try:
         audio = load_audio(path, sample_rate=OUTPUT_SAMPLE_RATE)
     except InputError as exc:

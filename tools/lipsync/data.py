@@ -11,7 +11,7 @@ Augmentation: speed (resampling, timing rescaled), loudness, background speech (
 under), synthetic music beds, coloured noise, synthetic reverb, telephone / mic band limits, mp3 / AAC round
 trips (re-aligned by cross-correlation), final sample rates 8-48 kHz.
 
-Command:  python -m vasa_core.lipsync.data --out build/lipsync --minutes 80 [--no-mbrola]
+Command:  python -m tools.lipsync.data --out build/lipsync --minutes 80 [--no-mbrola]
 Writes build/lipsync/{train,val}/shard_*.npz (features + targets) and build/lipsync/eval/* (wav + segments).
 """
 from __future__ import annotations
@@ -31,8 +31,8 @@ import numpy as np
 import scipy.signal as sps
 import soundfile as sf
 
-from ..audio import resample_samples
-from . import phonemes as P
+from vasa_core.audio import resample_samples
+from vasa_core.lipsync import phonemes as P
 
 # ------------------------------------------------------------------------------------------------ text
 _LAT = {  # onsets, vowels, codas (graphemes, spelled so that espeak's rules give varied phonemes)
@@ -458,7 +458,7 @@ def _mbrola_item(rng, voice, lang, sing=False):
 
 # ------------------------------------------------------------------------------------------------ writing
 def _finish(audio, sr, segs, rng, strength, long_pauses=0.0, others=()):
-    from .model import logmel, FEAT_HOP_S
+    from vasa_core.lipsync.model import logmel, FEAT_HOP_S
     x, sr2, segs2, desc = augment(audio, sr, segs, rng, strength, long_pauses, others)
     feats = logmel(x, sr2)
     times = np.arange(len(feats)) * FEAT_HOP_S
