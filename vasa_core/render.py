@@ -24,6 +24,9 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, FACE_
                        INNER_CORNERS, LIP_MID_LOWER, LIP_MID_UPPER, LIPS_INNER_LOWER, LIPS_INNER_UPPER,
                        LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, Portrait)
 
+# bump with any change to the pixels the renderer draws: the detector's shipped weights record the version
+# they were trained on, and tests/test_detector.py fails until `python -m tools.evals.train` re-trains them
+RENDERER_VERSION = "2026-12-07.1"
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 LUMA = np.float32([0.299, 0.587, 0.114])   # RGB -> luminance (Rec. 601), for colour arithmetic on pixels
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
