@@ -478,16 +478,3 @@ def test_fuzz_wav_header_fields(data):
     fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate, (rate * block_align) & 0xFFFFFFFF, block_align, bits)
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", data_len) + payload
     _check_audio_outcome(b"RIFF" + struct.pack("<I", len(body)) + body, "wav-header")
-
-
-def test_zz_report_fuzz_counts():
-    """Runs last in this file: the fuzz counts (written to SAFETY_FUZZ_REPORT when set)."""
-    total = sum(FUZZ_COUNTS.values())
-    if total == 0:
-        pytest.skip("fuzz tests did not run in this session")
-    lines = [f"{k}: {v}" for k, v in sorted(FUZZ_COUNTS.items())] + [f"total: {total}"]
-    report = os.environ.get("SAFETY_FUZZ_REPORT")
-    if report:
-        with open(report, "a") as fh:
-            fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
