@@ -44,6 +44,7 @@ import numpy as np
 
 from safety.datadir import connect_db, data_dir, init_private_db
 from safety.errors import LikenessError, ValidationError
+from vasa_core.faces import Face
 
 __all__ = [
     "DetectedFace", "FaceDetector", "Embedder", "DlibEmbedder", "FacenetEmbedder", "Thresholds",
@@ -102,6 +103,9 @@ class DetectedFace:
     box: tuple[int, int, int, int]
     score: float
     detector: str = "mtcnn"
+    # the engine's face as the detector found it (unclipped box + 5 points): handed on to portrait analysis,
+    # so the face the gate screened is the face that is animated, found once
+    source: Face | None = field(default=None, repr=False, compare=False)
 
     @property
     def area(self) -> int:
@@ -131,18 +135,18 @@ class FaceDetector:
         h, w = rgb.shape[:2]
         found, scale = detect_faces(rgb, max_side=self.max_side, min_prob=self.min_prob, fallback=True,
                                     hog_min_score=self.hog_min_score)
-        faces = [self._face(f.box, f.score, f.detector, w, h) for f in found]
+        faces = [self._face(f.box, f.score, f.detector, w, h, f) for f in found]
         # faces smaller than min_face pixels (at detection scale) cannot be embedded reliably
         faces = [f for f in faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) * scale >= self.min_face]
         faces.sort(key=lambda f: ((f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2))
         return faces
 
     @staticmethod
-    def _face(box, score, name, w, h) -> DetectedFace:
+    def _face(box, score, name, w, h, source: Face | None = None) -> DetectedFace:
         x0, y0, x1, y1 = (float(v) for v in box)
         x0, x1 = max(0.0, min(x0, x1)), min(float(w), max(x0, x1))
         y0, y1 = max(0.0, min(y0, y1)), min(float(h), max(y0, y1))
-        return DetectedFace((int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))), score, name)
+        return DetectedFace((int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))), score, name, source)
 
 
 def _check_rgb(rgb) -> np.ndarray:
@@ -501,6 +505,7 @@ class ScreenedFace:
     matched_name: str | None
     detector_score: float = 0.0
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    source: Face | None = field(default=None, repr=False, compare=False)   # the engine's face (DetectedFace.source)
 
     def to_dict(self, public: bool = False) -> dict:
         d = {"index": self.index, "box": list(self.box), "decision": self.decision,
@@ -545,7 +550,7 @@ def screen(rgb: np.ndarray, gallery: Gallery | None = None, embedder: Embedder |
     for i, fe in enumerate(analyze_faces(rgb, embedder, detector)):
         dist, name = gallery.nearest(fe.embedding, embedder)
         decision = thresholds.decide(dist)
-        faces.append(ScreenedFace(i, fe.face.box, decision, dist, name, fe.face.score, fe.embedding))
+        faces.append(ScreenedFace(i, fe.face.box, decision, dist, name, fe.face.score, fe.embedding, fe.face.source))
     overall = max((f.decision for f in faces), key=_RANK.__getitem__, default=ALLOW)
     names, _ = gallery.matrix(embedder.name)
     return Screening(faces, overall, embedder.name, thresholds, len(set(names)))

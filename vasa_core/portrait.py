@@ -236,6 +236,8 @@ def check_face(face: Face, width: int, height: int) -> None:
     x0, y0, x1, y1 = face.box
     if x0 < -margin or y0 < -margin or x1 > width + margin or y1 > height + margin:
         raise FaceCutOffError(CUT_OFF_MESSAGE)
+    if face.points is None:    # dlib's HOG fallback gives no points: the mesh's yaw check decides (check_yaw)
+        return
     eye_r, eye_l, nose = face.points[0], face.points[1], face.points[2]
     eyes = abs(eye_l[0] - eye_r[0])
     beyond = max(min(eye_r[0], eye_l[0]) - nose[0], nose[0] - max(eye_r[0], eye_l[0]), 0.0)
@@ -292,22 +294,23 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def analyze_portrait(source: str | Path | bytes | np.ndarray, size: int = 512,
-                     face_box: tuple[float, float, float, float] | None = None) -> Portrait:
+                     face_box: tuple[float, float, float, float] | Face | None = None) -> Portrait:
     """Detect, frame and analyse a face of the portrait. Raises a specific InputError when unusable.
 
-    By default the largest face is animated; `face_box` (x0, y0, x1, y1 in the image's pixels, e.g. from
-    the safety gate's face list) picks the detected face that overlaps it most.
+    By default the largest face is animated; `face_box` (x0, y0, x1, y1 in the image's pixels) picks the
+    detected face that overlaps it most; a `Face` (the safety gate's, `GateDecision.face`) is used as it is,
+    so a request's face is found once.
     """
     if not 256 <= size <= 1024:
         raise ValueError("size must be between 256 and 1024 pixels")
     rgb = load_image(source)
     h, w = rgb.shape[:2]
-    faces = detect_faces(rgb)
+    faces = [face_box] if isinstance(face_box, Face) else detect_faces(rgb)
     if not faces:
         raise NoFaceError("No face was found in the image. Please use a portrait where the face is clearly "
                           "visible, facing the camera.")
     face = faces[0]
-    if face_box is not None:
+    if face_box is not None and not isinstance(face_box, Face):
         overlaps = [_iou(f.box, np.asarray(face_box, float)) for f in faces]
         if max(overlaps) < 0.3:
             raise NoFaceError("The chosen face could not be found again in the image; please choose another.")

@@ -269,12 +269,15 @@ def _to_rgb(im):
     return im
 
 
-def validate_image(source: Source) -> ValidatedImage:
+def validate_image(source: Source, max_side: int | None = None) -> ValidatedImage:
     """Check an uploaded portrait and return it decoded, oriented and re-encoded.
 
     ``source`` is a path or the uploaded bytes. Accepts JPEG, PNG and WebP by content; refuses anything
     else, damaged or truncated files, animated images, images over ``MAX_IMAGE_PIXELS`` (decompression
     bombs) or ``MAX_IMAGE_BYTES``, and images smaller than ``MIN_IMAGE_SIDE`` on a side.
+    max_side: for previews (the demo's face finder): the pixels come back shrunk to at most this many on the
+    longer side, a JPEG decoded at 1/2 to 1/8 scale by the decoder itself and any image shrunk before the
+    re-encode, so a 36-megapixel photo costs a fraction of its full decode (the checks above use the full size).
     Raises :class:`ValidationError` with a human sentence on every refusal; never anything else.
     """
     data = _read_source(source, MAX_IMAGE_BYTES, "image")
@@ -283,7 +286,7 @@ def validate_image(source: Source) -> ValidatedImage:
         raise ValidationError(_describe_unaccepted_image(data))
     name = _IMAGE_NAMES[fmt]
     try:
-        return _decode_image(data, fmt, name)
+        return _decode_image(data, fmt, name, max_side)
     except ValidationError:
         raise
     except MemoryError:
@@ -293,7 +296,7 @@ def validate_image(source: Source) -> ValidatedImage:
             f"The {name} image could not be decoded; the file is damaged or truncated.") from None
 
 
-def _decode_image(data: bytes, fmt: str, name: str) -> ValidatedImage:
+def _decode_image(data: bytes, fmt: str, name: str, max_side: int | None = None) -> ValidatedImage:
     from PIL import Image, ImageOps
 
     with warnings.catch_warnings():
@@ -316,6 +319,9 @@ def _decode_image(data: bytes, fmt: str, name: str) -> ValidatedImage:
                 f"{MIN_IMAGE_SIDE} pixels on each side.")
         if getattr(im, "n_frames", 1) > 1:
             raise ValidationError("Animated images are not accepted; please upload a still JPEG, PNG or WebP photo.")
+        if max_side and fmt == "jpeg" and max(width, height) > max_side:
+            k = max_side / max(width, height)
+            im.draft("RGB", (max(1, int(width * k)), max(1, int(height * k))))   # decoder-side 1/2..1/8 scale
         try:
             im.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -334,6 +340,8 @@ def _decode_image(data: bytes, fmt: str, name: str) -> ValidatedImage:
             pass  # unreadable EXIF: keep the stored pixel layout rather than refuse the photo
 
         rgb_im = _to_rgb(im)
+        if max_side and max(rgb_im.size) > max_side:
+            rgb_im.thumbnail((max_side, max_side), Image.Resampling.BOX)
         buf = io.BytesIO()
         rgb_im.save(buf, format="PNG", optimize=False, compress_level=3)
         png = buf.getvalue()
@@ -485,8 +493,11 @@ def _too_long(duration: float, max_seconds: float) -> str:
 
 def _decode_audio(data: bytes, fmt: str, name: str, max_seconds: float,
                   rates: list[int] | None = None) -> dict[int, np.ndarray]:
-    """Decode once; mono float32 samples at each of `rates` (default: 16 kHz), one resampler per rate fed the
-    same decoded frames."""
+    """Decode once, at the file's own rate; mono float32 samples at each of `rates` (default: 16 kHz).
+
+    The one resampler of the project (`vasa_core.audio.resample_samples`, soxr) makes every rate, the lower
+    ones from the highest: a clip the demo validates at 48 kHz gives the speech check the same 16-kHz samples
+    the engine makes from those 48-kHz samples to drive the motion (what was checked is what moves the face)."""
     import av
 
     rates = list(rates or [AUDIO_SAMPLE_RATE])
@@ -508,12 +519,13 @@ def _decode_audio(data: bytes, fmt: str, name: str, max_seconds: float,
             declared = container.duration / 1_000_000
             if declared > max_seconds + 1.0 and declared < 1e7:
                 raise ValidationError(_too_long(declared, max_seconds))
-        # resample keeping the channel layout, then average the channels ourselves: ffmpeg's own downmix
-        # of identical channels raises the level by 3 dB (and can clip), which would distort loudness
-        resamplers = {r: av.AudioResampler(format="fltp", rate=r) for r in rates}
+        # convert to planar float at the file's first rate, keeping the channel layout, then average the channels
+        # ourselves: ffmpeg's own downmix of identical channels raises the level by 3 dB (and can clip)
+        resampler = None
+        native = 0
         limit = max_seconds + 0.5
-        chunks: dict[int, list[np.ndarray]] = {r: [] for r in rates}
-        totals = {r: 0 for r in rates}
+        chunks: list[np.ndarray] = []
+        total = 0
         decoded_any = False
         errors = 0
         packets = container.demux(stream)
@@ -541,23 +553,31 @@ def _decode_audio(data: bytes, fmt: str, name: str, max_seconds: float,
                 if not MIN_SOURCE_RATE <= frame.sample_rate <= MAX_SOURCE_RATE:
                     raise ValidationError(
                         f"The {name} audio has an unsupported sample rate ({frame.sample_rate} Hz).")
-                for r, resampler in resamplers.items():
-                    for out in resampler.resample(frame):
-                        arr = _mono(out.to_ndarray())
-                        chunks[r].append(arr)
-                        totals[r] += arr.size
-                    if totals[r] / r > limit:
-                        raise ValidationError(_too_long(totals[r] / r, max_seconds))
-        if decoded_any:
-            for r, resampler in resamplers.items():
-                for out in resampler.resample(None):
-                    chunks[r].append(_mono(out.to_ndarray()))
+                if resampler is None:
+                    native = int(frame.sample_rate)
+                    resampler = av.AudioResampler(format="fltp", rate=native)
+                for out in resampler.resample(frame):
+                    arr = _mono(out.to_ndarray())
+                    chunks.append(arr)
+                    total += arr.size
+                if total / native > limit:
+                    raise ValidationError(_too_long(total / native, max_seconds))
+        if resampler is not None:
+            for out in resampler.resample(None):
+                chunks.append(_mono(out.to_ndarray()))
         if not decoded_any:
             if errors:
                 raise ValidationError(
                     f"The {name} audio could not be decoded; the file is damaged or truncated.")
             raise ValidationError(f"The {name} audio contains no sound (zero length).")
-    return {r: np.concatenate(c) if c else np.zeros(0, np.float32) for r, c in chunks.items()}
+    from vasa_core.audio import resample_samples
+    x, x_rate = (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), native
+    out: dict[int, np.ndarray] = {}
+    for r in sorted(rates, reverse=True):
+        if x.size:
+            x, x_rate = resample_samples(x, x_rate, r), r
+        out[r] = x if x.size else np.zeros(0, np.float32)
+    return out
 
 
 def _mono(planar: np.ndarray) -> np.ndarray:
