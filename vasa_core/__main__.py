@@ -7,6 +7,7 @@
   render   --image IMG --audio AUDIO --motion MOTION.json --out OUT.mp4 [--size 512] [--fps 25]
   sheet    VIDEO OUT.png [--cols 4] [--rows 3]
   bench    [--json] [--seconds 10] [--long-seconds S] [--cold-runs 3]
+  batch    JOBS.jsonl --out DIR [--ray auto|ADDRESS|local]   (many jobs, each through the safety gate)
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vasa_core", description="One portrait + one audio clip -> "
                                      "a talking-head video.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("batch", help="JOBS.jsonl --out DIR [--ray ADDRESS]: many jobs (see serving/batch.py)")
     for name in ("generate", "stream", "render"):
         p = sub.add_parser(name)
         p.add_argument("--image", required=True, help="portrait: JPEG, PNG or WebP")
@@ -117,6 +119,10 @@ def check_inputs(image: str, audio: str) -> None:
 
 def cli(argv: list[str] | None = None) -> int:
     """`python -m vasa_core ...` / `vasa ...`; returns the exit status (2: bad input, with its sentence)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["batch"]:                       # bulk jobs, each through the safety gate (serving.batch)
+        from serving.batch import cli as batch_cli
+        return batch_cli(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         if args.command == "sheet":
@@ -124,7 +130,7 @@ def cli(argv: list[str] | None = None) -> int:
             print(contact_sheet(args.video, args.out, cols=args.cols, rows=args.rows))
             return 0
         if args.command == "bench":
-            from .bench import run_bench
+            from tools.bench import run_bench
             return run_bench(seconds=args.seconds, as_json=args.json, long_seconds=args.long_seconds,
                              cold_runs=args.cold_runs)
         t0 = time.perf_counter()
