@@ -44,6 +44,7 @@ import numpy as np
 
 from safety.datadir import connect_db, data_dir, init_private_db
 from safety.errors import LikenessError, ValidationError
+from vasa_core import models
 from vasa_core.faces import Face
 
 __all__ = [
@@ -281,24 +282,14 @@ class FacenetEmbedder(Embedder):
         return out / norm if norm > 0 else out
 
 
-_DEFAULTS: dict[str, object] = {}
-_DEFAULTS_LOCK = threading.Lock()
-
-
 def default_detector() -> FaceDetector:
-    """The process-wide FaceDetector (models load on first use)."""
-    with _DEFAULTS_LOCK:
-        if "detector" not in _DEFAULTS:
-            _DEFAULTS["detector"] = FaceDetector()
-        return _DEFAULTS["detector"]  # type: ignore[return-value]
+    """The process-wide FaceDetector (in the one model registry, `vasa_core.models`; models load on first use)."""
+    return models.get("likeness_detector", FaceDetector)
 
 
 def default_embedder() -> DlibEmbedder:
-    """The process-wide DlibEmbedder (models load on first use)."""
-    with _DEFAULTS_LOCK:
-        if "embedder" not in _DEFAULTS:
-            _DEFAULTS["embedder"] = DlibEmbedder()
-        return _DEFAULTS["embedder"]  # type: ignore[return-value]
+    """The process-wide DlibEmbedder (in the one model registry; models load on first use)."""
+    return models.get("dlib_embedder", DlibEmbedder)
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vasa_core import models
+
 MIN_PROB = 0.90        # MTCNN confidence below this is not a face
 MIN_FACE = 20          # px at detection scale: MTCNN's smallest pyramid face
 MAX_SIDE = 1280        # px: images above MAX_SIDE**2 pixels are detected on a copy scaled down to that area
 
-_LOCK = threading.Lock()
-_MODELS: dict[str, object] = {}
+_LOCK = threading.Lock()     # MTCNN and HOG run one image at a time
 
 
 @dataclass(frozen=True)
@@ -45,15 +46,12 @@ class Face:
 
 
 def _model(name: str):
-    """'mtcnn' or 'hog', loaded once (call with _LOCK held)."""
-    if name not in _MODELS:
-        if name == "mtcnn":
-            from .mtcnn import MTCNN
-            _MODELS[name] = MTCNN(min_face_size=MIN_FACE)
-        else:
-            import dlib
-            _MODELS[name] = dlib.get_frontal_face_detector()
-    return _MODELS[name]
+    """'mtcnn' or 'hog', from the one model registry (`vasa_core.models`); run them with _LOCK held."""
+    if name == "mtcnn":
+        from .mtcnn import MTCNN
+        return models.get("mtcnn", lambda: MTCNN(min_face_size=MIN_FACE))
+    import dlib
+    return models.get("dlib_hog", dlib.get_frontal_face_detector)
 
 
 def detect_faces(rgb: np.ndarray, max_side: int = MAX_SIDE, min_prob: float = MIN_PROB,

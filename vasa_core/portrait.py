@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vasa_core import models
+
 from vasa_core.faces import Face
 from vasa_core.faces import detect_faces as _detect
 
@@ -117,21 +119,18 @@ def load_image(source: str | Path | bytes | np.ndarray) -> np.ndarray:
 
 # --- models (loaded once, shared, thread-safe) -----------------------------------------------------------
 
-_LOCK = threading.RLock()
-_MODELS: dict[str, object] = {}
+_LOCK = threading.RLock()   # mediapipe's graphs are not thread-safe while they run: one caller at a time
 
 
 def _model(name: str):
-    with _LOCK:
-        if name not in _MODELS:
-            if name == "mesh":
-                import mediapipe as mp
-                _MODELS[name] = mp.solutions.face_mesh.FaceMesh(
-                    static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3)
-            elif name == "selfie":
-                import mediapipe as mp
-                _MODELS[name] = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-        return _MODELS[name]
+    """mediapipe's face mesh ('mesh', 478 points with depth, iris refined) or selfie mask ('selfie'), from the
+    one model registry (`vasa_core.models`)."""
+    import mediapipe as mp
+    if name == "mesh":
+        return models.get("face_mesh", lambda: mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3))
+    return models.get("selfie_segmentation", lambda: mp.solutions.selfie_segmentation.SelfieSegmentation(
+        model_selection=0))
 
 
 def detect_faces(rgb: np.ndarray, min_score: float = 0.9) -> list[Face]:

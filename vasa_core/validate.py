@@ -27,6 +27,8 @@ from typing import Union
 
 import numpy as np
 
+from vasa_core import models
+
 from vasa_core.errors import ValidationError
 
 __all__ = [
@@ -591,20 +593,17 @@ def _mono(planar: np.ndarray) -> np.ndarray:
         return arr.mean(axis=0, dtype=np.float32)
 
 
-_VAD = None
 _VAD_LOCK = threading.RLock()   # silero-vad keeps its recurrent state inside the model: one caller at a time
 
 
 def _vad_model():
-    global _VAD
-    with _VAD_LOCK:
-        if _VAD is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                from silero_vad import load_silero_vad
-
-                _VAD = load_silero_vad()
-        return _VAD
+    """silero-vad (bundled in its package), from the one model registry (`vasa_core.models`)."""
+    def build():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from silero_vad import load_silero_vad
+            return load_silero_vad()
+    return models.get("silero_vad", build)
 
 
 def speech_seconds(samples: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> float:
