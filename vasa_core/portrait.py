@@ -118,6 +118,16 @@ def _model(name: str):
         model_selection=0))
 
 
+def video_face_mesh(refine: bool = True, confidence: float = 0.4):
+    """A new mediapipe face mesh for tracking ONE video, frame by frame in order (`.process(rgb)`; it keeps
+    state between frames, so each video gets its own; close it with `.close()` or `with`). The one place the
+    trackers (lip-sync evaluation, motion tracks, the detector's signals) get their mesh from; `refine`: the
+    10 iris points (478 landmarks, else 468)."""
+    import mediapipe as mp
+    return mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=refine,
+                                           min_detection_confidence=confidence, min_tracking_confidence=confidence)
+
+
 def detect_faces(rgb: np.ndarray, min_score: float = 0.9) -> list[Face]:
     """All faces the shared detector (`vasa_core.faces`, MTCNN) finds, largest first (boxes and points in
     `rgb`'s pixels; detected on a copy of at most DETECT_SIDE**2 pixels)."""
