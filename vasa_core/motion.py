@@ -23,6 +23,7 @@ serves whole files and live streams (`vasa_core.stream`); `generate_motion` runs
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -152,7 +153,12 @@ STEADY_S = 1.5   # the medium head sway's spread is held steady over windows of 
 class MotionControls:
     """What a user can steer. Each control changes only what it names.
 
-    seed:           the random processes (head drift, blinks, saccades); same seed -> same motion
+    seed:           picks one of many motions for the same audio: the random parts (head drift, blinks,
+                    saccades) are drawn from the seed AND the audio heard so far (`ContentKey`), so two
+                    different clips never share motion and the same clip + seed reproduces it exactly
+    seed_from_audio: False draws the random parts from the seed alone (for comparing audio with them held fixed)
+    motion_model:   'default' (the learned generator with the shipped weights, `vasa_core.motion_model`), a
+                    weights file from `python -m tools.train_motion`, or 'hand-tuned' (the older generator)
     gaze:           main gaze direction (degrees, x right / y up) around which the eyes make small saccades
     distance:       head distance, 1 = as framed; 1.3 = further away (head 1/1.3 the size), 0.5..2
     emotion:        one of EMOTIONS, an offset on top of what the voice implies, with `emotion_weight` 0..1
@@ -164,6 +170,8 @@ class MotionControls:
     emotion: str = "neutral"
     emotion_weight: float = 1.0
     motion_scale: float = 1.0
+    seed_from_audio: bool = True
+    motion_model: str = "hand-tuned"
 
     def __post_init__(self):
         if self.emotion not in EMOTIONS:
@@ -177,6 +185,9 @@ class MotionControls:
         gx, gy = self.gaze
         if not (abs(gx) <= 20 and abs(gy) <= 15):
             raise MotionError("gaze must be within +-20 degrees horizontally and +-15 vertically.")
+        if self.motion_model not in ("default", "hand-tuned") and not Path(self.motion_model).is_file():
+            raise MotionError(f"Motion model not found: {self.motion_model} (use 'default', 'hand-tuned' or a "
+                              "weights file from python -m tools.train_motion).")
 
 
 @dataclass(frozen=True)
@@ -272,25 +283,53 @@ def _steady_gain(kernel: tuple, window: tuple) -> float:
     return float(1.0 / _standardise(np.convolve(white, kernel, mode="valid"), np.asarray(window)).std())
 
 
-class _SmoothNoise:
-    """Unit-variance Gaussian-filtered white noise with correlation time `tau_s`, one value per frame.
+class ContentKey:
+    """The generator's random source: one fresh `numpy.random.Generator` per video frame, keyed by the seed
+    and by the audio heard up to that frame.
 
-    The white noise does not depend on the audio, so it is simply drawn ahead of time; filtering it with a
-    centred kernel therefore adds no latency. The kernel is scaled so the output's variance is exactly 1.
+    Each frame's prosody row (loudness, voicing, pitch), quantised to 0.1 dB, 0.01 and 1 Hz, is chained into a
+    BLAKE2b digest that starts from the seed; frame i's draws come from the digest after row i. So two clips
+    whose audio differs get different motion from the first frame where they differ on, the same clip and
+    seed reproduce it exactly (the prosody is the same in any chunking: `vasa_core.audio.ProsodyStream`), and
+    live mode needs no look-ahead for it. With `from_audio=False` the digest chains only the frame count (the
+    seed alone decides, as for comparing audio with the random parts held fixed).
+    """
+    QUANT = np.array([10.0, 100.0, 1.0])
+
+    def __init__(self, seed: int, from_audio: bool = True):
+        self._h = hashlib.blake2b(f"vasa-motion|{int(seed)}".encode(), digest_size=16)
+        self.from_audio = from_audio
+
+    def update(self, prosody_row: np.ndarray) -> bytes:
+        """Chain one frame's prosody in; returns the digest that keys this frame's draws."""
+        if self.from_audio:
+            self._h.update(np.round(np.asarray(prosody_row, np.float64) * self.QUANT).astype(np.int64).tobytes())
+        else:
+            self._h.update(b"\0")
+        return self._h.digest()
+
+    @staticmethod
+    def rng(digest: bytes) -> np.random.Generator:
+        return np.random.default_rng(np.frombuffer(digest, np.uint32))
+
+
+class _SmoothNoise:
+    """Unit-variance Gaussian-filtered white noise with correlation time `tau_s`, one value per frame from one
+    white sample per frame (`next(white)`).
+
+    The kernel runs over the past white samples only: the process is the centred-kernel one delayed by the
+    kernel's half-width, so it has the same statistics, and each frame's value depends only on white samples
+    already drawn (drawn per frame from the audio-keyed `ContentKey`, so no look-ahead is needed).
+    `start(rng)` draws the samples that precede the first frame. The kernel is scaled so the output's
+    variance is exactly 1.
 
     steady_s > 0 also takes out the noise's own local mean and divides by its local s.d. (a Gaussian window of
-    s.d. `steady_s` seconds around the frame, over the same drawn-ahead noise; rescaled to a long-run s.d. of
-    1): its spread over any few seconds is then close to 1, not only on average. A sway with tau ~0.6 s has
-    only a handful of swings in a 5-s clip; without this its s.d. over 6 s ranged 0.38-1.25 (5-95%, 200
-    draws), with it 0.77-1.2.
-
-    Values are made 256 at a time from the white noise drawn so far (one convolution per block, not per frame:
-    20 -> ~2 us a frame for a steady noise, measured); the sequence does not depend on the block size.
+    s.d. `steady_s` seconds, over the filtered values; rescaled to a long-run s.d. of 1): its spread over any
+    few seconds is then close to 1, not only on average. A sway with tau ~0.6 s has only a handful of swings in
+    a 5-s clip; without this its s.d. over 6 s ranged 0.38-1.25 (5-95%, 200 draws), with it 0.77-1.2.
     """
 
-    BLOCK = 256
-
-    def __init__(self, rng: np.random.Generator, fps: float, tau_s: float, steady_s: float = 0.0):
+    def __init__(self, fps: float, tau_s: float, steady_s: float = 0.0):
         k = _gauss(tau_s * fps, 4.0)
         self._k = k / np.sqrt(np.sum(k ** 2))
         self._w = None
@@ -298,23 +337,29 @@ class _SmoothNoise:
             w = _gauss(steady_s * fps, 3.0)
             self._w = w / w.sum()
             self._gain = _steady_gain(tuple(self._k), tuple(self._w))
-        self._need = len(self._k) + (0 if self._w is None else len(self._w) - 1)   # white samples per value
-        self._rng = rng
-        self._white = rng.standard_normal(self._need - 1)       # the context the next block's first value needs
-        self._out = np.zeros(0)
-        self._i = 0
+        self._white = np.zeros(len(self._k))
+        self._filt = np.zeros(0 if self._w is None else len(self._w))
 
-    def next(self) -> float:
-        if self._i >= len(self._out):
-            self._white = np.concatenate([self._white, self._rng.standard_normal(self.BLOCK)])
-            out = np.convolve(self._white, self._k, mode="valid")
-            if self._w is not None:
-                out = self._gain * _standardise(out, self._w)
-            self._out, self._i = out, 0
-            self._white = self._white[-(self._need - 1):] if self._need > 1 else self._white[:0]
-        value = float(self._out[self._i])
-        self._i += 1
-        return value
+    def start(self, rng: np.random.Generator) -> None:
+        """Draw the white samples before the first frame (and the filtered values a steady noise needs)."""
+        extra = 0 if self._w is None else len(self._w) - 1
+        white = rng.standard_normal(len(self._k) - 1 + extra)
+        self._white[1:] = white[len(white) - (len(self._k) - 1):]
+        if extra:
+            self._filt[1:] = np.convolve(white, self._k, mode="valid")
+
+    def next(self, white: float) -> float:
+        self._white[:-1] = self._white[1:]
+        self._white[-1] = white
+        value = float(self._white @ self._k)
+        if self._w is None:
+            return value
+        f = self._filt
+        f[:-1] = f[1:]
+        f[-1] = value
+        mean = float(f @ self._w)
+        var = float((f * f) @ self._w) - mean * mean
+        return self._gain * (f[len(f) // 2] - mean) / np.sqrt(max(var, 1e-12))
 
 
 class _Lag:
@@ -330,12 +375,45 @@ class _Lag:
         return self.y
 
 
+@dataclass(frozen=True)
+class Drive:
+    """What the voice does around one video frame, from the causal prosody trackers (shared by the hand-tuned
+    and the learned generator; the learned one is conditioned on it).
+
+    level, lookahead  speech level 0..1 of this frame and of the frame LOOKAHEAD ahead
+    past              mean speech level of the 5 frames before
+    speaking          0..1, whether someone speaks (not how loud); activity: the same, fast attack, slow release
+    onset             smoothed rise of the level this frame (per frame)
+    nod               0..1, the nod that loudness onsets drive (nod_deg degrees downwards at full)
+    accent            0..1 pitch accent (f0 above the speaker's running mean), times the level
+    brow              the accent (plus nods) through the brows' lag
+    voicing           0..1
+    pause, phrase_end quiet for ~0.3 s around now; the first frame of such a pause
+    """
+    level: float
+    lookahead: float
+    past: float
+    speaking: float
+    activity: float
+    onset: float
+    nod: float
+    nod_deg: float
+    accent: float
+    brow: float
+    voicing: float
+    pause: bool
+    phrase_end: bool
+
+
 class MotionGenerator:
-    """Head, brows, blinks and gaze from prosody, one video frame at a time (the mouth comes separately).
+    """Head, brows, blinks and gaze from prosody, one video frame at a time (the mouth comes separately): the
+    hand-tuned generator (`motion_model='hand-tuned'`; the learned one, `vasa_core.motion_model`, shares its
+    frame loop, prosody trackers and controls).
 
     push(prosody) takes rows (k, 3) = (loudness dBFS, voicing 0..1, pitch Hz or 0) for consecutive video
     frames and returns the motion rows (m, len(PARAMS)) that are final: frame i is emitted once frame
     i + LOOKAHEAD has arrived. finish() returns the rest. Mouth columns are left at 0 (see `with_mouth`).
+    Random draws come from `ContentKey` (the seed and the audio so far).
 
     What drives what (amplitudes tuned so that on speech the pose statistics fall in the range of real
     talking-head video; see README "Motion statistics"):
@@ -357,17 +435,16 @@ class MotionGenerator:
     def __init__(self, fps: float = 25.0, controls: MotionControls = MotionControls(),
                  amplitudes: MotionAmplitudes = AMPLITUDES):
         self.fps, self.c, self.a = float(fps), controls, amplitudes
-        streams = np.random.SeedSequence(controls.seed).spawn(20)
-        rng = [np.random.default_rng(s) for s in streams]
-        noise = lambda k, tau, steady=0.0: _SmoothNoise(rng[k], fps, tau, steady)
-        self._n = {"yaw_f": noise(0, 0.18), "yaw_s": noise(1, 1.5), "pitch_f": noise(2, 0.15),
-                   "pitch_s": noise(3, 1.2), "roll_f": noise(4, 0.2), "roll_s": noise(5, 1.8),
-                   "tx": noise(6, 2.0), "ty": noise(7, 2.0), "brow": noise(8, 1.5), "smile": noise(9, 2.0),
-                   "cheek": noise(13, 2.0), "lid": noise(14, 1.5), "scale": noise(15, 2.5),
-                   "pitch_m": noise(16, 0.5, STEADY_S), "roll_m": noise(17, 0.55, STEADY_S),
-                   "yaw_m": noise(18, 0.6, STEADY_S)}
-        self._rng_blink, self._rng_fix, self._rng_turn = rng[10], rng[11], rng[12]
+        self._key = ContentKey(controls.seed, controls.seed_from_audio)
+        noise = lambda tau, steady=0.0: _SmoothNoise(fps, tau, steady)
+        self._n = {"yaw_f": noise(0.18), "yaw_s": noise(1.5), "pitch_f": noise(0.15),
+                   "pitch_s": noise(1.2), "roll_f": noise(0.2), "roll_s": noise(1.8),
+                   "tx": noise(2.0), "ty": noise(2.0), "brow": noise(1.5), "smile": noise(2.0),
+                   "cheek": noise(2.0), "lid": noise(1.5), "scale": noise(2.5),
+                   "pitch_m": noise(0.5, STEADY_S), "roll_m": noise(0.55, STEADY_S),
+                   "yaw_m": noise(0.6, STEADY_S)}
         self._pending: list[np.ndarray] = []      # prosody rows not yet turned into motion
+        self._digests: list[bytes] = []           # their ContentKey digests
         self._levels: list[float] = []           # speech level of recent frames (for pause detection)
         self._i = 0                               # next frame to emit
         # causal level trackers (dBFS)
@@ -378,8 +455,9 @@ class MotionGenerator:
         self._nod_drive = _Lag(fps, 0.15)
         self._brow = _Lag(fps, 0.06)
         self._f0_mean, self._f0_count = 0.0, 0
-        # blinks
-        self._next_blink = int(self._rng_blink.uniform(0.3, 2.0) * fps)
+        self._was_pause = True
+        # blinks (the first one 0.3-2 s in; drawn on the first frame)
+        self._next_blink: int | None = None
         self._blink_shape: np.ndarray | None = None
         self._blink_pos = 0
         # fixations (eye-in-head offsets) and gaze shifts (world-gaze targets the head follows)
@@ -391,7 +469,6 @@ class MotionGenerator:
         self._target = np.zeros(2)
         self._since_turn = 0
         self._head_turn = (_Lag(fps, 0.12), _Lag(fps, 0.12))
-        self._was_pause = True
 
     # --- prosody -> level ---------------------------------------------------------------------------
     def _level(self, loud: float) -> float:
@@ -411,6 +488,7 @@ class MotionGenerator:
     def push(self, prosody: np.ndarray) -> np.ndarray:
         for row in np.asarray(prosody, np.float64).reshape(-1, 3):
             self._pending.append(row)
+            self._digests.append(self._key.update(row))
             self._levels.append(self._level(row[0]))
         rows = []
         while len(self._pending) > LOOKAHEAD:
@@ -425,24 +503,27 @@ class MotionGenerator:
 
     def _next_frame(self) -> np.ndarray:
         """Motion of the oldest pending frame, from its prosody, the speech level of the (up to) LOOKAHEAD
-        frames after it, and the levels of the 5 frames before it."""
+        frames after it, the levels of the 5 frames before it, and its own random draws."""
         n_pending = len(self._pending)
         now = len(self._levels) - n_pending                     # index of this frame in self._levels
         ahead = self._levels[now:now + LOOKAHEAD + 1]
         past = self._levels[max(0, now - 5):now]
-        row = self._frame(self._pending.pop(0), ahead, past)
+        rng = ContentKey.rng(self._digests.pop(0))
+        row = self._frame(self._pending.pop(0), ahead, past, rng)
         del self._levels[:max(0, now - 5)]                      # keep only what the next frames need
         return row
 
-    def _frame(self, prosody: np.ndarray, ahead_levels: list[float], past: list[float]) -> np.ndarray:
-        """Motion of one frame. `ahead_levels` = speech levels of this frame and the lookahead frames."""
-        fps, c, a = self.fps, self.c, self.a
+    def _drive(self, prosody: np.ndarray, ahead_levels: list[float], past: list[float]) -> Drive:
+        """Advance the causal prosody trackers by one frame. `ahead_levels` = speech levels of this frame and
+        the lookahead frames; `past` = of the (up to) 5 frames before."""
+        fps, a = self.fps, self.a
         dt = 1.0 / fps
         _, voicing, f0 = prosody
         level = ahead_levels[0]
         lookahead_level = ahead_levels[-1]
         pause = max([*past, *ahead_levels]) < 0.1                # quiet for ~0.3 s around now
-
+        phrase_end = pause and not self._was_pause
+        self._was_pause = pause
         # how much is being said around now: fast attack, slow release
         # (whether someone speaks, not how loud: quiet recordings move the head as much as loud ones)
         speaking = min(1.0, lookahead_level / 0.2)
@@ -451,28 +532,51 @@ class MotionGenerator:
             self._activity += (speaking - self._activity) * (1 - np.exp(-dt / 0.2))
         elif self._quiet_s > SPEAKING_HOLD_S:      # a pause between words or phrases does not calm the head
             self._activity += (speaking - self._activity) * (1 - np.exp(-dt / 0.8))
-        live = a.silent_share + (1 - a.silent_share) * self._activity
-
         # nods: a loudness onset LOOKAHEAD frames ahead starts a nod that peaks on the syllable
         prev = self._smooth_level
         self._smooth_level += (lookahead_level - self._smooth_level) * (1 - np.exp(-dt / 0.04))
         onset = max(0.0, self._smooth_level - prev)
         nod = a.nod_deg * np.tanh(a.nod_gain * self._nod_drive(onset * fps * 0.1))   # a full onset: ~2.4 deg down
+        # pitch accents relative to the speaker's running mean f0 (in octaves, over voiced frames: the plain
+        # mean of the first 10 s of voicing, then an exponential average with a 10 s memory)
+        accent = 0.0
+        if f0 > 0 and voicing > 0.3:
+            self._f0_count += 1
+            self._f0_mean += (np.log2(f0) - self._f0_mean) / min(self._f0_count, 10 * fps)
+            if self._f0_count >= 5:
+                semis = 12 * (np.log2(f0) - self._f0_mean)
+                accent = float(np.clip((semis - a.accent_threshold_semitones) / a.accent_range_semitones, 0, 1)) * level
+        brow = self._brow(accent + a.brow_nod * nod)
+        return Drive(level=float(level), lookahead=float(lookahead_level), past=float(np.mean(past)) if past else 0.0,
+                     speaking=float(speaking), activity=float(self._activity), onset=float(onset),
+                     nod=float(nod / a.nod_deg), nod_deg=float(nod), accent=accent, brow=float(brow),
+                     voicing=float(voicing), pause=bool(pause), phrase_end=bool(phrase_end))
+
+    def _frame(self, prosody: np.ndarray, ahead_levels: list[float], past: list[float],
+               rng: np.random.Generator) -> np.ndarray:
+        """Motion of one frame (hand-tuned)."""
+        fps, c, a = self.fps, self.c, self.a
+        d = self._drive(prosody, ahead_levels, past)
+        if self._i == 0:
+            for noise in self._n.values():
+                noise.start(rng)
+            self._next_blink = int(rng.uniform(0.3, 2.0) * fps)
+        white = rng.standard_normal(len(self._n))
+        n = {k: v.next(x) for (k, v), x in zip(self._n.items(), white)}
+        live = a.silent_share + (1 - a.silent_share) * d.activity
+        nod = d.nod_deg
 
         # gaze shifts: a new world-gaze target every few seconds, more likely where a phrase ends
         self._since_turn += 1
-        phrase_end = pause and not self._was_pause
-        self._was_pause = pause
         if self._since_turn > 1.2 * fps:
-            p = 0.35 if phrase_end else dt / 5.0
-            if self._rng_turn.random() < p:
-                self._target = 0.3 * self._target + self._rng_turn.normal(0, list(a.gaze_shift_sd_deg))
+            p = 0.35 if d.phrase_end else 1.0 / fps / 5.0
+            if rng.random() < p:
+                self._target = 0.3 * self._target + rng.normal(0, list(a.gaze_shift_sd_deg))
                 bound = np.array(a.gaze_shift_max_deg)
                 self._target = np.clip(self._target, -bound, bound)
                 self._since_turn = 0
         head_turn = np.array([lag(a.head_turn_share * t) for lag, t in zip(self._head_turn, self._target)])
 
-        n = {k: v.next() for k, v in self._n.items()}
         s = c.motion_scale
         # per axis: fast (~0.2 s) motion that sets Delta-P, medium (~0.7 s) sway that sets the spread even on
         # short clips, slow drift; the fast and medium parts grow while speaking
@@ -492,19 +596,11 @@ class MotionGenerator:
         # little while speaking, and sways sideways and with its nods (VASA-1's heads do)
         out[col("tx")] = s * a.tx_frac * n["tx"]
         out[col("ty")] = s * (a.ty_frac * n["ty"] + a.ty_nod_frac * nod / a.nod_deg)
-        out[col("scale")] = (1.0 + s * (a.scale_drift_frac * n["scale"] + a.scale_lean_frac * (self._activity - 0.5))
+        out[col("scale")] = (1.0 + s * (a.scale_drift_frac * n["scale"] + a.scale_lean_frac * (d.activity - 0.5))
                              ) / c.distance
 
-        # brows: pitch accents relative to the speaker's running mean f0 (in octaves, over voiced frames: the
-        # plain mean of the first 10 s of voicing, then an exponential average with a 10 s memory)
-        accent = 0.0
-        if f0 > 0 and voicing > 0.3:
-            self._f0_count += 1
-            self._f0_mean += (np.log2(f0) - self._f0_mean) / min(self._f0_count, 10 * fps)
-            if self._f0_count >= 5:
-                semis = 12 * (np.log2(f0) - self._f0_mean)
-                accent = float(np.clip((semis - a.accent_threshold_semitones) / a.accent_range_semitones, 0, 1)) * level
-        brow = self._brow(accent + a.brow_nod * nod)
+        # brows: pitch accents (and nods) through the brows' lag
+        brow = d.brow
         # (amplitudes doubled after measuring real speakers: their brows move ~2x what ours did, per IOD)
         out[col("brow_raise")] = np.clip(a.brow_accent * brow + a.brow_noise * n["brow"] + w * brow0, -1, 1)
         # lip corners lift a little with the same emphasis (an animated speaker, not a frozen smile)
@@ -518,30 +614,30 @@ class MotionGenerator:
         out[col("lid_tension")] = np.clip(a.lid_smile * smiling + a.lid_stress * stress - a.lid_brow * brow
                                           + a.lid_noise * n["lid"] + w * lid0, -1, 1)
 
-        blink = self._blink(pause)
+        blink = self._blink(d.pause, rng)
         out[col("blink_l")] = out[col("blink_r")] = blink
 
         # eyes: main direction + fixations + the part of a gaze shift the head has not taken yet,
         # minus a partial counter-rotation against the head's own small motion
-        fix = self._fixation()
+        fix = self._fixation(rng)
         eye_turn = self._target - s * head_turn
         out[col("gaze_x")] = np.clip(c.gaze[0] + fix[0] + eye_turn[0] - a.gaze_counter * s * yaw_own, -25, 25)
         out[col("gaze_y")] = np.clip(c.gaze[1] + fix[1] + eye_turn[1] - a.gaze_counter * s * pitch_own, -20, 20)
         self._i += 1
         return out
 
-    def _blink(self, pause: bool) -> float:
+    def _blink(self, pause: bool, rng: np.random.Generator) -> float:
         """Blink value of this frame (1 = closed)."""
         fps = self.fps
         if self._blink_shape is None:
-            if pause and self._next_blink - self._i < 1.5 * fps and self._rng_blink.random() < 0.08:
+            if pause and self._next_blink - self._i < 1.5 * fps and rng.random() < 0.08:
                 self._next_blink = self._i                      # pauses invite blinks
             if self._i >= self._next_blink:
-                dur = self._rng_blink.uniform(0.15, 0.3)
+                dur = rng.uniform(0.15, 0.3)
                 k = max(3, int(round(dur * fps)))
                 self._blink_shape = np.sin(np.linspace(0, np.pi, k + 2)[1:-1]) ** 0.7   # close, hold, open
                 self._blink_pos = 0
-                gap = self._rng_blink.exponential(2.0) + 0.8 + dur
+                gap = rng.exponential(2.0) + 0.8 + dur
                 self._next_blink = self._i + int(round(gap * fps))
         if self._blink_shape is None:
             return 0.0
@@ -551,18 +647,27 @@ class MotionGenerator:
             self._blink_shape = None
         return value
 
-    def _fixation(self) -> np.ndarray:
+    def _fixation(self, rng: np.random.Generator) -> np.ndarray:
         """Eye-in-head fixation offset (degrees): held 0.8-3 s, then a 2-frame saccade to a new one."""
         if self._fix_left <= 0:
             self._fix_from = self._fix.copy()
-            self._fix_to = self._rng_fix.normal(0.0, list(self.a.fixation_sd_deg))
-            self._fix_left = int(self._rng_fix.uniform(0.8, 3.0) * self.fps)
+            self._fix_to = rng.normal(0.0, list(self.a.fixation_sd_deg))
+            self._fix_left = int(rng.uniform(0.8, 3.0) * self.fps)
             self._fix_ramp = 0
         if self._fix_ramp < 2:
             self._fix_ramp += 1
             self._fix = self._fix_from + (self._fix_to - self._fix_from) * self._fix_ramp / 2
         self._fix_left -= 1
         return self._fix
+
+
+def make_generator(fps: float = 25.0, controls: MotionControls = MotionControls()) -> MotionGenerator:
+    """The generator `controls.motion_model` names: the learned one ('default': the shipped weights, or a
+    weights file from `tools.train_motion`), or the hand-tuned one ('hand-tuned')."""
+    if controls.motion_model == "hand-tuned":
+        return MotionGenerator(fps, controls)
+    from .motion_model import LearnedMotionGenerator, load_motion_model
+    return LearnedMotionGenerator(fps, controls, load_motion_model(controls.motion_model))
 
 
 def with_mouth(rows: np.ndarray, mouth: np.ndarray, controls: MotionControls) -> np.ndarray:
@@ -587,12 +692,14 @@ def prosody_at_frames(features: AudioFeatures, fps: float, num_frames: int) -> n
 def generate_motion(features: AudioFeatures, mouth: np.ndarray, fps: float = 25.0, seed: int = 0,
                     gaze: tuple[float, float] = (0.0, 0.0), distance: float = 1.0,
                     emotion: str = "neutral", emotion_weight: float = 1.0,
-                    motion_scale: float = 1.0) -> MotionSequence:
+                    motion_scale: float = 1.0, seed_from_audio: bool = True,
+                    motion_model: str = "hand-tuned") -> MotionSequence:
     """Full-face motion for a whole clip: mouth (T, 8) from a mouth model, the rest from `MotionGenerator`
     (see `MotionControls` for the controls)."""
     controls = MotionControls(seed=seed, gaze=tuple(gaze), distance=distance, emotion=emotion,
-                              emotion_weight=float(np.clip(emotion_weight, 0, 1)), motion_scale=motion_scale)
-    gen = MotionGenerator(fps, controls)
+                              emotion_weight=float(np.clip(emotion_weight, 0, 1)), motion_scale=motion_scale,
+                              seed_from_audio=seed_from_audio, motion_model=str(motion_model))
+    gen = make_generator(fps, controls)
     prosody = prosody_at_frames(features, fps, len(mouth))
     rows = np.concatenate([gen.push(prosody), gen.finish()])
     return MotionSequence(with_mouth(rows, mouth, controls).astype(np.float32), fps)

@@ -108,8 +108,8 @@ class TalkingFacePipeline:
     """One portrait + one audio clip -> a talking-head clip.
 
     size: output side in pixels (256..1024); fps: video frame rate; device: 'auto' | 'cpu' | 'cuda'
-    (the warp runs on the GPU when there is one); lipsync: 'default' (learned model when its weights
-    ship, else acoustic) | 'learned' | 'acoustic'.
+    (the warp runs on the GPU when there is one); lipsync: 'default' (= 'whisper': Whisper-base features,
+    fitted to real mouths; live streams use the learned model, `live_mouth`) | 'learned' | 'acoustic'.
     marker / publisher: what every frame and file that leaves goes through, handed in by whoever builds the
     pipeline (diffusers-style; there is no default): the watermark (and visible label), and C2PA signing +
     the audit log. `safety.publish.build_pipeline` is the factory the app, the CLI and the tools use.
@@ -123,13 +123,23 @@ class TalkingFacePipeline:
         self.marker: Marker = marker
         self.publisher: Publisher = publisher
         self.mouth: MouthModel = load_mouth_model(lipsync)
+        self._live_mouth: MouthModel | None = None
         self._portraits: OrderedDict[str, tuple[Portrait, Renderer]] = OrderedDict()
+
+    @property
+    def live_mouth(self) -> MouthModel:
+        """The mouth for live streams: the pipeline's own unless it waits for whole encoder windows (the
+        Whisper mouth, `live = False`), then the learned log-mel model (142.5 ms of delay)."""
+        if self._live_mouth is None:
+            self._live_mouth = self.mouth if getattr(self.mouth, "live", True) else load_mouth_model("learned")
+        return self._live_mouth
 
     # --- stages ---------------------------------------------------------------------------------------
     def prepare(self, image, face_box=None) -> tuple[Portrait, Renderer]:
         """Analyse a portrait (path, bytes or RGB array) and build its renderer; cached (8 most recent).
 
-        face_box: (x0, y0, x1, y1) picks which face to animate in a group photo (default: the largest).
+        face_box: (x0, y0, x1, y1) picks which face to animate in a group photo (default: the largest); a
+        `vasa_core.faces.Face` (the safety gate's `GateDecision.face`) is animated as found, not detected again.
         """
         if isinstance(image, Portrait):
             key = image.key
@@ -153,13 +163,15 @@ class TalkingFacePipeline:
 
     def motion(self, audio: Audio, seed: int = 0, gaze: tuple[float, float] = (0.0, 0.0),
                distance: float = 1.0, emotion: str = "neutral", emotion_weight: float = 1.0,
-               motion_scale: float = 1.0) -> MotionSequence:
+               motion_scale: float = 1.0, seed_from_audio: bool = True,
+               motion_model: str = "hand-tuned") -> MotionSequence:
         """Generate the per-frame motion for an audio clip (deterministic for a given seed).
 
         The audio goes through the same `MotionStream` as a live stream, 10 s at a time, so offline and
         streamed motion are the same and memory stays flat for long clips."""
         controls = MotionControls(seed=seed, gaze=tuple(gaze), distance=distance, emotion=emotion,
-                                  emotion_weight=emotion_weight, motion_scale=motion_scale)
+                                  emotion_weight=emotion_weight, motion_scale=motion_scale,
+                                  seed_from_audio=seed_from_audio, motion_model=str(motion_model))
         motion, _ = self._first_pass(audio, audio.sample_rate, controls)
         return motion
 
@@ -202,20 +214,21 @@ class TalkingFacePipeline:
         may block while waiting for audio). Iterating the returned `FrameStream` yields watermarked
         (size, size, 3) uint8 RGB frames in order, frame i showing audio time i/fps, each as soon as the
         audio up to i/fps + 142.5 ms has arrived. Controls as in `motion` (seed, gaze, distance, emotion,
-        emotion_weight, motion_scale). The frames equal `write`'s for the same audio and seed (apart from
-        each run's own watermark id).
+        emotion_weight, motion_scale). The mouth is `live_mouth`, so with the default (Whisper) mouth the
+        frames are the learned model's; with lipsync='learned' they equal `write`'s for the same audio and
+        seed (apart from each run's own watermark id).
         """
         portrait, renderer = self.prepare(image, face_box)
         controls = MotionControls(**controls)
         self._warm_up(renderer, sample_rate)
-        motion = MotionStream(self.mouth, sample_rate, self.fps, controls)
+        motion = MotionStream(self.live_mouth, sample_rate, self.fps, controls)
         return FrameStream(audio_chunks, motion, renderer.render, self.marker.new_payload(), self.size, label,
                            portrait.key, marker=self.marker)
 
     def warm_motion(self, sample_rate: int = OUTPUT_SAMPLE_RATE) -> np.ndarray:
         """Run the lip-sync network and motion generator once on 0.3 s of silence (its first call costs
         ~0.6 s of one-time set-up); returns the motion rows. Safe on a background thread."""
-        warm = MotionStream(self.mouth, sample_rate, self.fps)
+        warm = MotionStream(self.live_mouth, sample_rate, self.fps)
         return np.concatenate([warm.push(np.zeros(int(0.3 * sample_rate), np.float32)), warm.finish()])
 
     def _warm_up(self, renderer: Renderer, sample_rate: int) -> None:

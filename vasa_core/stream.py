@@ -1,7 +1,7 @@
 """Streaming: motion and frames while the audio is still arriving (VASA-1's online mode).
 
     audio chunks (any rate) -> soxr stream resampler -> 16 kHz
-        -> ProsodyStream (loudness, voicing, pitch at 100 Hz) -> MotionGenerator (head, brows, blinks, gaze)
+        -> ProsodyStream (loudness, voicing, pitch at 100 Hz) -> motion generator (head, brows, blinks, gaze)
         -> MouthStream (learned lip sync)                                              -> with_mouth -> rows
 
 `MotionStream` is also what `TalkingFacePipeline.motion` runs over a whole file (fed in 10 s pieces), so a
@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .audio import HOP, SAMPLE_RATE, ProsodyStream, resample_stream
-from .motion import PARAMS, MotionControls, MotionGenerator, with_mouth
+from .motion import PARAMS, MotionControls, make_generator, with_mouth
 
 FEATURE_RATE = SAMPLE_RATE / HOP    # 100 prosody frames per second
 
@@ -52,7 +52,7 @@ class MotionStream:
         self._resampler = resample_stream(self.sample_rate, SAMPLE_RATE)   # the engine's one resampler
         self._prosody = ProsodyStream()
         self._mouth = mouth.stream(self.fps)
-        self._motion = MotionGenerator(self.fps, controls)
+        self._motion = make_generator(self.fps, controls)
         self._feat = np.zeros((0, 3), np.float32)   # 100 Hz prosody rows from index _feat0 on
         self._feat0 = 0
         self._video_prosody = 0                      # next video frame whose prosody goes to the generator
