@@ -11,16 +11,23 @@ Hosting knobs (environment variables, safe defaults: README "Hosting", `serving.
 VASA_PORT, VASA_DATA_DIR, VASA_LABEL, VASA_QUEUE_SIZE, VASA_CLIENT_CONCURRENT, VASA_CLIENT_PER_MINUTE,
 VASA_MAX_UPLOAD_MB, VASA_MAX_AUDIO_S, VASA_MAX_IMAGE_MP, VASA_MAX_SIZE, VASA_GENERATE_TIMEOUT_S,
 VASA_DETECT_TIMEOUT_S, VASA_DETECT_MAX_MP, VASA_DETECT_MAX_FRAMES, VASA_OUTPUT_TTL_S, VASA_CLEAN_EVERY_S,
-VASA_TRUST_PROXY, VASA_FRAME_ANCESTORS; VASA_DEFAULT_AUDIO (the example's speech, default assets/default_speech.ogg).
+VASA_CLIENT_LIGHT_PER_MINUTE, VASA_UPLOAD_MB_PER_MINUTE, VASA_UPLOAD_TTL_S, VASA_TRUST_PROXY, VASA_PROXY_IPS,
+VASA_FRAME_ANCESTORS; VASA_DEFAULT_AUDIO (the example's speech, default assets/default_speech.ogg); VASA_CACHE_DIR
+(Gradio's upload and result cache, default a private folder in the system's temporary directory, so that the
+paths Gradio shows in /config and in its answers never reveal the data directory).
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import contextlib
 import contextvars
+import hashlib
 import logging
 import math
 import os
 import queue
+import tempfile
 import threading
 import time
 import uuid
@@ -30,19 +37,34 @@ from safety.datadir import data_dir
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-PUBLIC_DIR = data_dir() / "public"                        # what may be served: results and Gradio's cache
+PUBLIC_DIR = data_dir() / "public"                        # what may be served: results, report figures
 OUT_DIR = PUBLIC_DIR / "outputs"
-os.environ.setdefault("GRADIO_TEMP_DIR", str(PUBLIC_DIR / "gradio"))
+
+
+def _cache_dir() -> Path:
+    """Gradio's upload and result cache: VASA_CACHE_DIR, else a private folder in the system's temporary
+    directory named after a hash of the data directory (one per installation; its path shows nothing of it)."""
+    if os.environ.get("VASA_CACHE_DIR"):
+        return Path(os.environ["VASA_CACHE_DIR"])
+    tag = hashlib.sha256(str(data_dir().resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"vasa-cache-{os.getuid() if hasattr(os, 'getuid') else 0}-{tag}"
+
+
+os.environ.setdefault("GRADIO_TEMP_DIR", str(_cache_dir()))
+CACHE_DIR = Path(os.environ["GRADIO_TEMP_DIR"])
+CACHE_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 import gradio as gr  # noqa: E402
 import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 
 from safety.audit import AuditLog  # noqa: E402
-from safety.consent import CONSENT_CHOICES, CONSENT_PUBLIC_DOMAIN  # noqa: E402
+from safety.consent import CONSENT_CHOICES, CONSENT_PUBLIC_DOMAIN, EXAMPLE_NAME  # noqa: E402
 from safety.gate import check_request  # noqa: E402
+from serving.guard import last_refusal, remember_refusal  # noqa: E402
 from serving.limits import HostLimits, JobTimeout, run_with_timeout  # noqa: E402
-from serving.widgets import Choice, IntChoice, RawAudio, RawImage, RawVideo  # noqa: E402
+from serving.uploads import MSG_UPLOAD_EXPIRED, UploadLedger  # noqa: E402
+from serving.widgets import Choice, IntChoice, RawAudio, RawImage, RawNumber, RawSlider, RawVideo  # noqa: E402
 from safety.publish import build_pipeline  # noqa: E402
 from vasa_core import ASSETS, InputError, TalkingFacePipeline, __version__  # noqa: E402
 from vasa_core.motion import EMOTIONS  # noqa: E402
@@ -52,15 +74,31 @@ from vasa_core.pipeline import OUTPUT_SAMPLE_RATE  # noqa: E402
 DEFAULT_IMAGE = str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
 DEFAULT_AUDIO = os.environ.get("VASA_DEFAULT_AUDIO") or str(ASSETS / "default_speech.ogg")
 EXAMPLE_DIR = ASSETS / "examples"           # made by scripts/make_examples.py (espeak-ng speech)
-EXAMPLES = [[DEFAULT_IMAGE, DEFAULT_AUDIO, CONSENT_PUBLIC_DOMAIN],
-            [str(EXAMPLE_DIR / "hopper_painting.jpg"), str(EXAMPLE_DIR / "speech_en.ogg"), CONSENT_PUBLIC_DOMAIN],
-            [DEFAULT_IMAGE, str(EXAMPLE_DIR / "speech_de.ogg"), CONSENT_PUBLIC_DOMAIN],
-            [str(EXAMPLE_DIR / "hopper_painting.jpg"), str(EXAMPLE_DIR / "speech_de.ogg"), CONSENT_PUBLIC_DOMAIN]]
+# each example carries its own attestation (public domain, EXAMPLE_NAME), valid only with its own portrait
+EXAMPLES = [[DEFAULT_IMAGE, DEFAULT_AUDIO, CONSENT_PUBLIC_DOMAIN, EXAMPLE_NAME],
+            [str(EXAMPLE_DIR / "hopper_painting.jpg"), str(EXAMPLE_DIR / "speech_en.ogg"), CONSENT_PUBLIC_DOMAIN,
+             EXAMPLE_NAME],
+            [DEFAULT_IMAGE, str(EXAMPLE_DIR / "speech_de.ogg"), CONSENT_PUBLIC_DOMAIN, EXAMPLE_NAME],
+            [str(EXAMPLE_DIR / "hopper_painting.jpg"), str(EXAMPLE_DIR / "speech_de.ogg"), CONSENT_PUBLIC_DOMAIN,
+             EXAMPLE_NAME]]
 LIMITS = HostLimits.from_env()
 MAX_AUDIO_S = LIMITS.audio_s
 LABEL = os.environ.get("VASA_LABEL", "1") != "0"
 SIZES = [s for s in (256, 384, 512, 768, 1024) if s <= LIMITS.max_size]
-JOB_APIS = ("generate", "detect", "live_start")            # the events the per-client limits count
+JOB_APIS = ("generate", "detect", "live_start")            # the jobs the per-client limits count
+LIGHT_APIS = ("faces", "detector_report")                  # lighter CPU calls, metered per client too
+UPLOADS = UploadLedger(None, LIMITS.upload_ttl_s)          # `serve` hands it Gradio's set of uploads
+
+
+def _sha256_file(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+#: The portraits the example's own attestation (public domain, EXAMPLE_NAME) is valid for, by content.
+EXAMPLE_IMAGES = frozenset(filter(None, (_sha256_file(row[0]) for row in EXAMPLES)))
 log = logging.getLogger("vasa.app")
 
 _PIPELINES: dict[int, TalkingFacePipeline] = {}
@@ -105,10 +143,58 @@ def _controls(size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, mot
 
 
 def _face_index(face_index) -> int | None:
-    if face_index in (None, ""):
+    if face_index is None or (isinstance(face_index, str) and not face_index.strip()):
         return None
     i = int(_number(face_index, "face number", -1, 999))
     return None if i < 0 else i
+
+
+def _upload(path, what: str) -> str | None:
+    """An uploaded file's path, refused in one sentence when it is not a path or the upload expired."""
+    if path is None or path == "":
+        return None
+    if not isinstance(path, str):
+        raise refuse(f"The {what} must be an uploaded file.")
+    if UPLOADS.was_swept(path):
+        raise refuse(MSG_UPLOAD_EXPIRED.format(minutes=LIMITS.upload_ttl_s / 60))
+    return path
+
+
+@contextlib.contextmanager
+def _logged(api: str, image=None, consent=None, name=None):
+    """A block in which a refusal (gr.Error) is also written to the audit log, as the gate's refusals are."""
+    try:
+        yield
+    except gr.Error as exc:
+        from vasa_core.validate import MAX_IMAGE_BYTES, input_sha256
+        try:
+            sha = input_sha256(image, MAX_IMAGE_BYTES) if isinstance(image, str) else None
+        except Exception:
+            sha = None
+        try:
+            AuditLog().start(allowed=False, reason=str(exc.message), image_sha256=sha,
+                             consent_choice=consent if isinstance(consent, str) else None,
+                             consent_name=name if isinstance(name, str) else None,
+                             extra={"api": api, "refused_by": "app"})
+        except Exception:
+            log.exception("could not record a refusal in the audit log")
+        raise
+
+
+def _remembered(request, fn):
+    """Run fn(); a refusal is remembered for the visitor's browser session (`show_refusal` puts it in the
+    status box after Gradio's pop-up has gone) and raised on."""
+    try:
+        return fn()
+    except gr.Error as err:
+        remember_refusal(getattr(request, "session_hash", None), str(err.message))
+        raise
+
+
+def show_refusal(request: gr.Request):
+    """After a failed event: the refusal's sentence for the status box (nothing when there is none)."""
+    sentence = last_refusal(getattr(request, "session_hash", None))
+    return sentence if sentence else gr.skip()
 
 
 def _finish(request_id: str, outcome: str, detail: str | None = None) -> None:
@@ -131,21 +217,33 @@ def _ticker(progress, start: float, frac0: float, frac1: float, seconds: float, 
 
 
 def generate(image, audio, consent, name, selfie, face_index, size, seed, gaze_x, gaze_y, distance, emotion,
-             emotion_weight, motion_scale, progress=gr.Progress()):
+             emotion_weight, motion_scale, progress=gr.Progress(), request: gr.Request = None):
     """Generate tab: gate (validation, consent, likeness), then portrait + audio + controls -> video.
 
-    Returns (video path, status text). Every refusal and error becomes a one-sentence message."""
+    Returns (video path, status text). Every refusal and error becomes a one-sentence message (in the audit
+    log, and kept for the page's status box)."""
+    return _remembered(request, lambda: _generate_checked(
+        image, audio, consent, name, selfie, face_index, size, seed, gaze_x, gaze_y, distance, emotion,
+        emotion_weight, motion_scale, progress))
+
+
+def _generate_checked(image, audio, consent, name, selfie, face_index, size, seed, gaze_x, gaze_y, distance,
+                      emotion, emotion_weight, motion_scale, progress):
     _WARM.wait(LIMITS.generate_timeout_s)   # the models the start-up is loading: share them, never race them
-    if not image:
-        raise refuse("Please upload a portrait (JPEG, PNG or WebP).")
-    if not audio:
-        raise refuse("Please upload or record an audio clip (speech or singing).")
-    size, controls = _controls(size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale)
-    face = _face_index(face_index)
+    with _logged("generate", image, consent, name):
+        image, audio = _upload(image, "portrait"), _upload(audio, "audio clip")
+        selfie = _upload(selfie, "selfie")
+        UPLOADS.claim(image, audio, selfie)
+        if not image:
+            raise refuse("Please upload a portrait (JPEG, PNG or WebP).")
+        if not audio:
+            raise refuse("Please upload or record an audio clip (speech or singing).")
+        size, controls = _controls(size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale)
+        face = _face_index(face_index)
     progress(0.02, desc="Safety check: files, consent, likeness")
     decision = check_request(image, audio, consent, name, selfie=selfie or None, face_index=face,
                              max_audio_s=MAX_AUDIO_S, max_image_mp=LIMITS.image_mp,
-                             audio_sample_rate=OUTPUT_SAMPLE_RATE)
+                             audio_sample_rate=OUTPUT_SAMPLE_RATE, example_images=EXAMPLE_IMAGES)
     if not decision.allowed:
         raise refuse(decision.reason)
     try:
@@ -175,9 +273,7 @@ def generate(image, audio, consent, name, selfie, face_index, size, seed, gaze_x
 
 def _generate(decision, size: int, controls: dict, progress):
     t0 = time.perf_counter()
-    face_box = None
-    if decision.chosen_face is not None and decision.faces:
-        face_box = tuple(decision.faces[decision.chosen_face]["box"])
+    face_box = decision.face     # the face the gate found and screened, handed on (found once per request)
     rgb = decision.image.rgb                     # the validated, re-encoded pixels: nothing else is used
     pipe = pipeline(size)
     progress(0.1, desc="Analysing the portrait")
@@ -203,22 +299,39 @@ def _generate(decision, size: int, controls: dict, progress):
 
 
 # ------------------------------------------------------------------------------------------------ faces
+FACES_MAX_SIDE = 960         # px: the face finder decodes and searches a copy at most this large (a preview)
+_FACES: collections.OrderedDict[str, tuple] = collections.OrderedDict()   # image SHA-256 -> (preview, boxes)
+_FACES_LOCK = threading.Lock()
+
+
 def find_faces(image):
     """Generate tab: number every face found in the portrait on a preview; clicking one picks it.
 
-    Returns (preview RGB or None, face number (-1: the only face), the faces' boxes in preview pixels)."""
+    Returns (preview RGB or None, face number (-1: the only face), the faces' boxes in preview pixels).
+    Cheap by construction: the file's header is checked first, a large image is decoded shrunk (JPEG at 1/2 to
+    1/8 scale in the decoder) to at most FACES_MAX_SIDE px, and the answer is kept by the file's SHA-256, so an
+    image analysed once is never analysed again (the 64 most recent). Per-visitor metering is the guard's."""
     _WARM.wait(LIMITS.generate_timeout_s)
     from safety.likeness import default_detector
-    from vasa_core.validate import validate_image
-    if not image:
+    from vasa_core.validate import MAX_IMAGE_BYTES, input_sha256, validate_image
+    if not image or not isinstance(image, str) or UPLOADS.was_swept(image):
         return None, -1, []
     try:
         from PIL import Image
         with Image.open(image, formats=["PNG", "JPEG", "WEBP"]) as im:   # header only: the host's bound first
             if im.size[0] * im.size[1] > LIMITS.image_mp * 1e6:
                 return None, -1, []
-        rgb = validate_image(image).rgb
+        sha = input_sha256(image, MAX_IMAGE_BYTES)
     except Exception:                                       # Generate's gate gives the sentence
+        return None, -1, []
+    with _FACES_LOCK:
+        if sha in _FACES:
+            _FACES.move_to_end(sha)
+            preview, boxes = _FACES[sha]
+            return preview.copy(), -1, list(boxes)
+    try:
+        rgb = validate_image(image, max_side=FACES_MAX_SIDE).rgb
+    except Exception:
         return None, -1, []
     import cv2
     scale = min(1.0, 480 / max(rgb.shape[:2]))
@@ -229,6 +342,10 @@ def find_faces(image):
         boxes.append((x0, y0, x1, y1))
         cv2.rectangle(preview, (x0, y0), (x1, y1), (255, 200, 0), 2)
         cv2.putText(preview, str(i), (x0 + 4, y0 + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 200, 0), 2)
+    with _FACES_LOCK:
+        _FACES[sha] = (preview.copy(), tuple(boxes))
+        while len(_FACES) > 64:
+            _FACES.popitem(last=False)
     return preview, -1, boxes          # several faces: the gate asks for a click (or a number)
 
 
@@ -281,9 +398,16 @@ def _clip_facts(path: str) -> tuple[int, int, float]:
         raise refuse("The clip could not be read; it may not be a video file, or it is damaged.") from None
 
 
-def detect(clip):
+def detect(clip, request: gr.Request = None):
     """Detect tab: is this clip one of ours (watermark, content credential) and does it look generated (the
     detector)? Shows public facts only."""
+    return _remembered(request, lambda: _detect(clip))
+
+
+def _detect(clip):
+    with _logged("detect"):
+        clip = _upload(clip, "clip")
+        UPLOADS.claim(clip)
     if not clip:
         raise refuse("Please upload a video clip to check.")
     w, h, _ = _clip_facts(clip)
@@ -441,17 +565,24 @@ _LIVE: dict[str, LiveSession] = {}
 def live_start(image, consent, name, size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale,
                request: gr.Request):
     """Live tab, "Start": the same gate as Generate (no audio yet), then a session waiting for the microphone."""
+    return _remembered(request, lambda: _live_start(image, consent, name, size, seed, gaze_x, gaze_y, distance,
+                                                     emotion, emotion_weight, motion_scale, request))
+
+
+def _live_start(image, consent, name, size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale,
+                request):
     _WARM.wait(LIMITS.generate_timeout_s)
-    if not image:
-        raise refuse("Please upload a portrait (JPEG, PNG or WebP).")
-    size, controls = _controls(size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale)
+    with _logged("live_start", image, consent, name):
+        image = _upload(image, "portrait")
+        UPLOADS.claim(image)
+        if not image:
+            raise refuse("Please upload a portrait (JPEG, PNG or WebP).")
+        size, controls = _controls(size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale)
     decision = check_request(image, None, consent, name, live=True, max_audio_s=MAX_AUDIO_S,
-                             max_image_mp=LIMITS.image_mp)
+                             max_image_mp=LIMITS.image_mp, example_images=EXAMPLE_IMAGES)
     if not decision.allowed:
         raise refuse(decision.reason)
-    face_box = None
-    if decision.chosen_face is not None and decision.faces:
-        face_box = tuple(decision.faces[decision.chosen_face]["box"])
+    face_box = decision.face     # the face the gate found and screened, handed on (found once per request)
     key = request.session_hash or uuid.uuid4().hex
     for other, sess in list(_LIVE.items()):                  # sessions whose browser went away
         if time.perf_counter() - sess.last_seen > 30:
@@ -520,6 +651,20 @@ use this to deceive, harass, or impersonate anyone.
 """
 
 
+REPORT_INTRO = """
+### What this report shows
+How well the deepfake detector behind the Detect tab tells real talking-head clips from generated ones,
+measured on clips it never saw in training: its accuracy and error rates, the score distributions of real and
+generated clips, and where it fails. A score is evidence, not proof; read the limits below the figures.
+"""
+
+
+def consent_given(consent, name):
+    """Generate is enabled only while a statement is chosen and a name typed (the gate checks both again)."""
+    ok = isinstance(consent, str) and consent in CONSENT_CHOICES and isinstance(name, str) and len(name.strip()) >= 2
+    return gr.update(interactive=ok)
+
+
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="VASA studio: talking portraits",
                    delete_cache=(int(LIMITS.clean_every_s), int(LIMITS.output_ttl_s))) as demo:
@@ -533,41 +678,49 @@ def build_demo() -> gr.Blocks:
                                      elem_id="portrait")
                     audio = RawAudio(label="Speech or singing", type="filepath", value=DEFAULT_AUDIO,
                                      elem_id="speech")
+                    # the example's own attestation; a new upload clears both (consent is the visitor's act)
                     consent = Choice(list(CONSENT_CHOICES), value=CONSENT_PUBLIC_DOMAIN,
                                      label="Whose face is this? (required)", elem_id="consent")
                     name = gr.Textbox(label="Your name (required, recorded in the audit log)",
-                                      value="Demo visitor", elem_id="name")
+                                      value=EXAMPLE_NAME, elem_id="name")
                     with gr.Accordion("Verify it's me (optional): a selfie or second photo of you", open=False):
                         selfie = RawImage(label="Selfie", type="filepath", sources=["upload", "webcam"], height=200)
                     with gr.Accordion("Faces found: click the face to animate (group photos)", open=False):
                         faces_view = gr.Image(label="Faces found (click one)", interactive=False, height=240,
                                               elem_id="faces")
-                        face_index = gr.Number(value=-1, precision=0, elem_id="face-index",
+                        face_index = RawNumber(value=-1, precision=0, elem_id="face-index",
                                                label="Face to animate (0 = leftmost; -1 = the only face)")
                     face_boxes = gr.State([])
                     with gr.Accordion("Controls", open=False):
                         size = IntChoice(SIZES, value=min(512, SIZES[-1]), label="Output size (pixels)",
                                          elem_id="size")
-                        seed = gr.Number(value=0, precision=0, label="Seed (same seed, same motion)")
-                        gaze_x = gr.Slider(-20, 20, value=0, step=1, label="Gaze left/right (degrees)")
-                        gaze_y = gr.Slider(-15, 15, value=0, step=1, label="Gaze down/up (degrees)")
-                        distance = gr.Slider(0.7, 1.4, value=1.0, step=0.05, label="Head distance (1 = as framed)")
+                        seed = RawNumber(value=0, precision=0, label="Seed (same seed, same motion)")
+                        gaze_x = RawSlider(-20, 20, value=0, step=1, label="Gaze left/right (degrees)")
+                        gaze_y = RawSlider(-15, 15, value=0, step=1, label="Gaze down/up (degrees)")
+                        distance = RawSlider(0.7, 1.4, value=1.0, step=0.05, label="Head distance (1 = as framed)")
                         emotion = Choice(list(EMOTIONS), value="neutral", label="Emotion")
-                        emotion_weight = gr.Slider(0, 1, value=0.6, step=0.05, label="Emotion intensity")
-                        motion_scale = gr.Slider(0, 2, value=1.0, step=0.1, label="Head motion (0 = still)")
+                        emotion_weight = RawSlider(0, 1, value=0.6, step=0.05, label="Emotion intensity")
+                        motion_scale = RawSlider(0, 2, value=1.0, step=0.1, label="Head motion (0 = still)")
                     button = gr.Button("Generate", variant="primary", elem_id="generate")
                 with gr.Column():
                     video = gr.Video(label="Result", autoplay=True, elem_id="result")
                     status = gr.Textbox(label="Status", interactive=False, elem_id="status")
-                    gr.Examples(EXAMPLES, [image, audio, consent], label="Examples: public-domain portrait, a "
+                    gr.Examples(EXAMPLES, [image, audio, consent, name], label="Examples: public-domain portrait, a "
                                 "painting-like version of it, speech this project synthesised in English and German",
                                 elem_id="examples")
             controls = [size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, motion_scale]
             image.change(find_faces, [image], [faces_view, face_index, face_boxes], api_name="faces",
                          concurrency_id="faces", concurrency_limit=1, show_progress="hidden")
             faces_view.select(pick_face, [face_boxes], [face_index], api_name=False, show_progress="hidden")
+            # consent is an act: a new upload clears the statement and the name (in the browser, no server call);
+            # Generate is enabled only while both are given
+            image.upload(None, None, [consent, name], js="() => [null, '']", api_name=False, queue=False,
+                         show_progress="hidden")
+            gr.on([consent.change, name.change], consent_given, [consent, name], [button], api_name=False,
+                  queue=False, show_progress="hidden")
             button.click(generate, [image, audio, consent, name, selfie, face_index] + controls, [video, status],
-                         api_name="generate", concurrency_id="generate", concurrency_limit=1)
+                         api_name="generate", concurrency_id="generate", concurrency_limit=1
+                         ).failure(show_refusal, None, [status], api_name=False, queue=False, show_progress="hidden")
         with gr.Tab("Live", elem_id="live-tab"):
             gr.Markdown("Speak into your microphone: the portrait on the left of the Generate tab talks back while "
                         "you speak. The same safety check runs first; frames are watermarked and labelled.")
@@ -580,7 +733,9 @@ def build_demo() -> gr.Blocks:
                     live_out = gr.Image(label="Live portrait", format="jpeg", interactive=False, elem_id="live-out")
                     live_status = gr.Textbox(label="Latency", interactive=False, elem_id="live-status")
             start.click(live_start, [image, consent, name] + controls, [live_status], api_name="live_start",
-                        concurrency_id="live", concurrency_limit=2)
+                        concurrency_id="live", concurrency_limit=2
+                        ).failure(show_refusal, None, [live_status], api_name=False, queue=False,
+                                  show_progress="hidden")
             mic.stream(live_chunk, [mic], [live_out, live_status], stream_every=0.1,
                        time_limit=int(MAX_AUDIO_S) + 5, concurrency_id="live_chunks", concurrency_limit=4,
                        api_name="live_chunk", show_progress="hidden")
@@ -589,15 +744,21 @@ def build_demo() -> gr.Blocks:
             gr.Markdown("Check any clip: this product's invisible watermark (under this installation's key), its "
                         "C2PA content credential, and the deepfake detector's verdict. Only public facts are "
                         "shown; the operator keeps the full record.")
-            clip = RawVideo(label="Clip to check", elem_id="clip")
-            check = gr.Button("Check", elem_id="check")
-            verdict = gr.Textbox(label="Verdict", interactive=False, elem_id="verdict")
+            with gr.Row(equal_height=False):        # the clip beside its verdict: both above the fold
+                with gr.Column(scale=1):
+                    clip = RawVideo(label="Clip to check", elem_id="clip", height=300)
+                with gr.Column(scale=1):
+                    check = gr.Button("Check", variant="primary", elem_id="check")
+                    verdict = gr.Textbox(label="Verdict", interactive=False, lines=5, elem_id="verdict")
             details = gr.JSON(label="Details")
             check.click(detect, [clip], [verdict, details], api_name="detect", concurrency_id="detect",
-                        concurrency_limit=1)
+                        concurrency_limit=1
+                        ).failure(show_refusal, None, [verdict], api_name=False, queue=False, show_progress="hidden")
         with gr.Tab("Detector report", elem_id="report-tab") as report_tab:
-            report_md = gr.Markdown("Open this tab to load the detector's evaluation.", elem_id="report")
-            report_figs = gr.Gallery(label="Figures", columns=2, height="auto")
+            gr.Markdown(REPORT_INTRO, elem_id="report-intro")
+            report_md = gr.Markdown("Loading the detector's evaluation...", elem_id="report")
+            report_figs = gr.Gallery(label="Figures", columns=2, height="auto", object_fit="contain",
+                                     elem_id="report-figs")
             report_tab.select(detector_report, None, [report_md, report_figs], api_name="detector_report")
         with gr.Tab("Responsible AI", elem_id="rai-tab"):
             gr.Markdown(RESPONSIBLE_AI)
@@ -638,12 +799,18 @@ def serve(demo: gr.Blocks | None = None, prevent_thread_lock: bool = False):
 
     from serving.cleaner import Cleaner
     from serving.guard import HostGuard
+    from serving.limits import forwarded_allow_ips
 
     demo = demo or build_demo()
     d = data_dir()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    Cleaner([OUT_DIR, PUBLIC_DIR / "gradio"], LIMITS.output_ttl_s, LIMITS.clean_every_s, audit=AuditLog(),
-            stale_job_s=LIMITS.generate_timeout_s + 60).start()
+    # uvicorn (started by Gradio) rewrites the client address from X-Forwarded-For when the peer is one it
+    # trusts; its default trusts 127.0.0.1, so anyone local could pick an address per request: trust no one
+    # unless VASA_TRUST_PROXY=1, then only VASA_PROXY_IPS
+    forwarded_allow_ips(LIMITS)
+    UPLOADS.uploaded = demo.upload_file_set          # Gradio adds every uploaded path to this set
+    Cleaner([OUT_DIR, CACHE_DIR], LIMITS.output_ttl_s, LIMITS.clean_every_s, audit=AuditLog(),
+            stale_job_s=LIMITS.generate_timeout_s + 60, uploads=UPLOADS).start()
     demo.queue(max_size=LIMITS.queue_size, default_concurrency_limit=1, api_open=False)
     import matplotlib.pyplot  # noqa: F401  (mediapipe imports it; Gradio switches its backend on every request:
     #                                      import it here, never half-way on the warm-up thread)
@@ -653,7 +820,8 @@ def serve(demo: gr.Blocks | None = None, prevent_thread_lock: bool = False):
         server_name=os.environ.get("VASA_HOST", "127.0.0.1"), server_port=int(os.environ.get("VASA_PORT", "7860")),
         show_error=False, max_file_size=int(LIMITS.upload_mb * 1024 * 1024), prevent_thread_lock=prevent_thread_lock,
         blocked_paths=[str(d / "c2pa"), str(d / "audit.db"), str(d / "gallery.db")],
-        app_kwargs={"middleware": [Middleware(HostGuard, blocks=demo, limits=LIMITS, limited=JOB_APIS)]})
+        app_kwargs={"middleware": [Middleware(HostGuard, blocks=demo, limits=LIMITS, limited=JOB_APIS,
+                                              light=LIGHT_APIS, upload_dir=CACHE_DIR, audit=AuditLog)]})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,15 @@ the call returns; a process killed mid-write leaves the database consistent with
 (tests/test_safety_audit.py kills a writer with SIGKILL).
 
 How each request ended (finished, failed, timed out, cancelled, or abandoned: found unfinished after a crash)
-is appended to a second table, ``request_event``, equally append-only; ``get`` shows the last outcome.
+is appended to a second table, ``request_event``, equally append-only; ``get`` shows the last outcome. The gate
+records which process runs an allowed request (``process_identity``: boot id, pid and the process's start
+time), so the next start marks a killed process's requests abandoned at once (``mark_abandoned``), however
+recent, and never those of a process still running.
+
+Visitor text is stored normalised: names and reasons are NFC with whitespace runs collapsed, and every control,
+format (bidirectional overrides included), surrogate, private-use or unassigned character is stored as a
+visible escape (``\\u001b``); the CLI escapes the same characters in everything it prints, rows written before
+this rule included, so no ESC, BEL or right-to-left override from a visitor reaches the operator's terminal.
 
 CLI (through ``python -m safety``)::
 
@@ -30,15 +38,19 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import sys
+import unicodedata
 import uuid
 from pathlib import Path
 from typing import Any
 
 from safety.datadir import connect_db, data_dir, init_private_db
 
-__all__ = ["AuditLog", "AuditError", "OUTCOMES", "cli"]
+__all__ = ["AuditLog", "AuditError", "OUTCOMES", "cli", "clean_text", "printable", "process_identity",
+           "process_alive"]
 
 
 class AuditError(RuntimeError):
@@ -117,6 +129,67 @@ def _row_hash(prev_hash: str, values: dict) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+#: Unicode categories never stored or printed raw: control, format (bidi overrides, zero-width), surrogate,
+#: private use, unassigned, line and paragraph separators.
+_UNSAFE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """`text` with every unsafe character (see `_UNSAFE`) written as a visible JSON-style escape (\\u001b,
+    \\u202e; surrogate pairs beyond the BMP); newlines kept only when `keep_newlines` (JSON the CLI indented)."""
+    return "".join(c if (unicodedata.category(c) not in _UNSAFE or (keep_newlines and c == "\n"))
+                   else json.dumps(c)[1:-1] for c in str(text))
+
+
+def clean_text(value: str | None, max_len: int = 500) -> str | None:
+    """A visitor's text as stored: NFC, whitespace runs collapsed to one space, unsafe characters escaped
+    (`printable`), at most `max_len` characters."""
+    if value is None:
+        return None
+    text = " ".join(unicodedata.normalize("NFC", str(value)).split())
+    return printable(text)[:max_len]
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return socket.gethostname()
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The start time of process `pid` (clock ticks since boot, /proc/PID/stat field 22), None when unknown."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as fh:
+            stat = fh.read().decode("ascii", "replace")
+        return stat[stat.rindex(")") + 2:].split()[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_identity(pid: int | None = None) -> str:
+    """This process (or `pid`), identified across pid reuse: "BOOT_ID:PID:START_TICKS" (Linux); elsewhere
+    "HOST:PID:?" (then only the age rule of `AuditLog.mark_abandoned` applies)."""
+    pid = os.getpid() if pid is None else int(pid)
+    return f"{_boot_id()}:{pid}:{_start_ticks(pid) or '?'}"
+
+
+def process_alive(identity: str | None) -> bool | None:
+    """Is the process `identity` names still running? None when that cannot be told (no identity, or one
+    recorded where /proc gave no start time)."""
+    try:
+        boot, pid, ticks = str(identity).rsplit(":", 2)
+        pid_n = int(pid)
+    except (ValueError, TypeError):
+        return None
+    if ticks == "?":
+        return None
+    if boot != _boot_id():
+        return False                         # recorded before the machine restarted
+    return _start_ticks(pid_n) == ticks      # gone, or the pid now belongs to another process
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -132,6 +205,11 @@ def _hex_or_none(value: str | None, what: str, max_len: int = 128) -> str | None
     if not text or len(text) > max_len or any(c not in "0123456789abcdef" for c in text):
         raise AuditError(f"{what} must be a hexadecimal string")
     return text
+
+
+def _json(value) -> str:
+    """JSON for a stored field: unsafe characters (see `printable`) inside strings as JSON escapes."""
+    return printable(json.dumps(value, ensure_ascii=False, default=str))
 
 
 class AuditLog:
@@ -170,12 +248,12 @@ class AuditLog:
             "image_sha256": _hex_or_none(image_sha256, "image_sha256"),
             "audio_sha256": _hex_or_none(audio_sha256, "audio_sha256"),
             "selfie_sha256": _hex_or_none(selfie_sha256, "selfie_sha256"),
-            "consent_choice": consent_choice, "consent_name": consent_name,
-            "allowed": 1 if allowed else 0, "reason": str(reason),
-            "screening": None if screening is None else json.dumps(screening, ensure_ascii=False, default=str),
+            "consent_choice": clean_text(consent_choice, 200), "consent_name": clean_text(consent_name, 200),
+            "allowed": 1 if allowed else 0, "reason": clean_text(str(reason), 1000),
+            "screening": None if screening is None else _json(screening),
             "selfie_distance": None if selfie_distance is None else float(selfie_distance),
             "chosen_face": None if chosen_face is None else int(chosen_face),
-            "extra": None if extra is None else json.dumps(extra, ensure_ascii=False, default=str),
+            "extra": None if extra is None else _json(extra),
         }
         con = self._connect()
         try:
@@ -242,7 +320,7 @@ class AuditLog:
                 if con.execute("SELECT 1 FROM request WHERE id = ?", (str(request_id),)).fetchone() is None:
                     raise AuditError(f"no request with id {request_id!r} in the audit log")
                 con.execute("INSERT INTO request_event (request_id, time, outcome, detail) VALUES (?, ?, ?, ?)",
-                            (str(request_id), _now(), outcome, None if detail is None else str(detail)[:500]))
+                            (str(request_id), _now(), outcome, clean_text(detail, 500)))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -250,18 +328,31 @@ class AuditLog:
         finally:
             con.close()
 
-    def mark_abandoned(self, older_than_s: float) -> list[str]:
-        """Record 'abandoned' for every allowed request older than ``older_than_s`` seconds that has neither an
-        output nor an outcome (its process died mid-job). Returns their ids."""
+    def mark_abandoned(self, older_than_s: float, current: str | None = None) -> list[str]:
+        """Record 'abandoned' for every allowed request that has neither an output nor an outcome and whose
+        process is gone: at once when the gate recorded its process (``extra.process``, see
+        `process_identity`) and that process is no longer running, whatever the request's age; by age (older
+        than ``older_than_s`` seconds) when its process cannot be told. A request of a process still running
+        (this one, ``current``, included) is never marked. Returns their ids."""
         cutoff = (_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=float(older_than_s))
                   ).isoformat(timespec="milliseconds")
+        current = current or process_identity()
         con = self._connect()
         try:
-            ids = [r[0] for r in con.execute(
-                "SELECT id FROM request r WHERE allowed = 1 AND completed IS NULL AND time < ? AND NOT EXISTS "
-                "(SELECT 1 FROM request_event e WHERE e.request_id = r.id)", (cutoff,))]
+            rows = con.execute(
+                "SELECT id, time, extra FROM request r WHERE allowed = 1 AND completed IS NULL AND NOT EXISTS "
+                "(SELECT 1 FROM request_event e WHERE e.request_id = r.id) ORDER BY seq").fetchall()
         finally:
             con.close()
+        ids = []
+        for rid, when, extra in rows:
+            try:
+                proc = (json.loads(extra) or {}).get("process") if extra else None
+            except (ValueError, AttributeError):
+                proc = None
+            alive = True if proc == current else process_alive(proc)
+            if alive is False or (alive is None and when < cutoff):
+                ids.append(rid)
         for rid in ids:
             self.finish(rid, "abandoned", "found unfinished (the process stopped mid-job)")
         return ids
@@ -355,8 +446,14 @@ def _summary(rec: dict) -> str:
     wm = rec.get("watermark_payload") or "-"
     if rec.get("outcome"):
         decision = f"{decision}/{rec['outcome']}"
-    return (f"{rec['time']}  {rec['id']}  {decision:7s}  consent={rec.get('consent_choice') and _short(rec['consent_choice'])}"
-            f"  name={rec.get('consent_name') or '-'}  wm={wm}  {rec['reason']}")
+    return printable(f"{rec['time']}  {rec['id']}  {decision:7s}  consent="
+                     f"{rec.get('consent_choice') and _short(rec['consent_choice'])}"
+                     f"  name={rec.get('consent_name') or '-'}  wm={wm}  {rec['reason']}")
+
+
+def _dump(value) -> str:
+    """JSON for the terminal: indented, unsafe characters escaped, rows stored before `clean_text` included."""
+    return printable(json.dumps(value, indent=2, ensure_ascii=False, default=str), keep_newlines=True)
 
 
 def _short(choice: str) -> str:
@@ -383,14 +480,14 @@ def cli(argv: list[str]) -> int:
     if args.action == "show":
         rec = log.get(args.id)
         if rec is None:
-            print(f"error: no request with id {args.id!r}", file=sys.stderr)
+            print(printable(f"error: no request with id {args.id!r}"), file=sys.stderr)
             return 1
-        print(json.dumps(rec, indent=2, ensure_ascii=False))
+        print(_dump(rec))
         return 0
     if args.action == "tail":
         recs = log.tail(args.n)
         if args.json:
-            print(json.dumps(recs, indent=2, ensure_ascii=False))
+            print(_dump(recs))
         else:
             for rec in recs:
                 print(_summary(rec))
@@ -399,10 +496,10 @@ def cli(argv: list[str]) -> int:
         return 0
     if args.action == "find-watermark":
         recs = log.find_by_watermark(args.payload)
-        print(json.dumps(recs, indent=2, ensure_ascii=False))
+        print(_dump(recs))
         return 0 if recs else 1
     if args.action == "verify":
         ok, message = log.verify_chain()
-        print(message, file=sys.stdout if ok else sys.stderr)
+        print(printable(message), file=sys.stdout if ok else sys.stderr)
         return 0 if ok else 1
     return 2

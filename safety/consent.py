@@ -14,7 +14,7 @@ import numpy as np
 from safety.errors import ConsentError
 
 __all__ = [
-    "CONSENT_SELF", "CONSENT_PERMISSION", "CONSENT_PUBLIC_DOMAIN", "CONSENT_CHOICES", "CONSENT_KEYS",
+    "CONSENT_SELF", "CONSENT_PERMISSION", "CONSENT_PUBLIC_DOMAIN", "CONSENT_CHOICES", "CONSENT_KEYS", "EXAMPLE_NAME",
     "Consent", "ConsentError", "SelfieMatch", "record_consent", "verify_selfie",
 ]
 
@@ -24,6 +24,9 @@ CONSENT_PUBLIC_DOMAIN = ("This is an artwork, a historical portrait in the publi
                          "or a fictional character")
 #: The three statements, in the order the app shows them.
 CONSENT_CHOICES = (CONSENT_SELF, CONSENT_PERMISSION, CONSENT_PUBLIC_DOMAIN)
+#: The name the demo's default example is attested with (with CONSENT_PUBLIC_DOMAIN): valid only with an example
+#: portrait (``safety.gate.check_request(example_images=...)``), never with a visitor's own photo.
+EXAMPLE_NAME = "Demo visitor"
 #: Short, stable keys stored in the audit log.
 CONSENT_KEYS = {CONSENT_SELF: "self", CONSENT_PERMISSION: "permission", CONSENT_PUBLIC_DOMAIN: "public_domain"}
 

@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safety.audit import AuditLog
-from safety.consent import Consent, SelfieMatch, record_consent, verify_selfie
+from safety.audit import AuditLog, process_identity
+from safety.consent import EXAMPLE_NAME, Consent, SelfieMatch, record_consent, verify_selfie
 from safety.errors import InputError
 from safety.likeness import (BLOCK, MIN_SCREEN_FACE, REVIEW, DetectedFace, Embedder, FaceDetector, FaceEmbedding, Gallery, Screening,
                              screen)
 from vasa_core.validate import (AUDIO_SAMPLE_RATE, MAX_AUDIO_BYTES, MAX_IMAGE_BYTES, ValidatedAudio, ValidatedImage,
                              input_sha256, validate_audio, validate_image)
 
-__all__ = ["GateDecision", "check_request", "MSG_BLOCKED", "MSG_REVIEW", "MSG_NO_FACE", "MSG_INTERNAL"]
+__all__ = ["GateDecision", "check_request", "MSG_BLOCKED", "MSG_REVIEW", "MSG_NO_FACE", "MSG_INTERNAL",
+           "MSG_EXAMPLE_ONLY"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ MSG_NO_FACE = ("No face was found in the portrait; please upload a photo, painti
                "is clearly visible.")
 MSG_INTERNAL = "The safety check could not be completed because of an internal error, so nothing was generated."
 MSG_NOT_RECORDED = "The request could not be recorded in the audit log, so it was refused."
+MSG_EXAMPLE_ONLY = (f"The example's statement (\"{EXAMPLE_NAME}\") covers only the example portrait; please choose "
+                    "whose face this is and type your own name.")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,14 @@ class GateDecision:
     consent: Consent | None = None
     selfie: SelfieMatch | None = None
     screening: Screening | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def face(self):
+        """The chosen face as the detector found it (`vasa_core.faces.Face`: box and 5 points in the image's
+        pixels), to hand to the pipeline (`face_box=`) so the face is found once; None unless allowed."""
+        if not self.allowed or self.chosen_face is None or self.screening is None:
+            return None
+        return self.screening.faces[self.chosen_face].source
 
 
 def _raw_sha256(source: Any, limit: int) -> str | None:
@@ -116,7 +127,8 @@ def check_request(image, audio, consent_choice, consent_name, selfie=None, face_
                   max_audio_s: float = 60, *, audit: AuditLog | None = None, gallery: Gallery | None = None,
                   embedder: Embedder | None = None, detector: FaceDetector | None = None,
                   require_speech: bool = True, max_image_mp: float | None = None,
-                  live: bool = False, audio_sample_rate: int = AUDIO_SAMPLE_RATE) -> GateDecision:
+                  live: bool = False, audio_sample_rate: int = AUDIO_SAMPLE_RATE,
+                  example_images: frozenset[str] | set[str] = frozenset()) -> GateDecision:
     """Run validate -> consent -> likeness (-> face choice -> selfie) and log the request.
 
     image / audio / selfie: paths, bytes, or already validated objects. consent_choice: one of
@@ -128,7 +140,11 @@ def check_request(image, audio, consent_choice, consent_name, selfie=None, face_
     the file's header before anything decodes it. live: a live session (no audio file: the microphone's
     audio is bounded by the session, `max_audio_s`). audio_sample_rate: the rate (Hz) of the decision's
     validated audio (default 16 kHz; a caller that writes the audio out asks for its output rate, so that the
-    upload is decoded once). Never raises for bad input; see :class:`GateDecision`.
+    upload is decoded once). example_images: SHA-256 digests of the portraits that may go with the example's
+    own attestation (the name ``safety.consent.EXAMPLE_NAME``); with any other portrait that name is refused,
+    so a visitor's own photo needs the visitor's own statement. Never raises for bad input; see
+    :class:`GateDecision`. An allowed request's audit row names its process (``extra.process``), so a start
+    after a crash can tell its requests were abandoned.
     """
     state: dict[str, Any] = {"image": None, "audio": None, "consent": None, "screening": None, "selfie": None,
                              "faces": [], "chosen": None, "selfie_sha": None}
@@ -139,8 +155,9 @@ def check_request(image, audio, consent_choice, consent_name, selfie=None, face_
     try:
         reason = _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_index,
                       max_audio_s, gallery, embedder, detector, require_speech, max_image_mp, live,
-                      audio_sample_rate)
+                      audio_sample_rate, example_images)
         allowed = True
+        extra["process"] = process_identity()
     except _Refusal as refusal:
         reason = refusal.reason
     except Exception as err:  # fail closed, never a traceback for the user
@@ -171,7 +188,7 @@ def check_request(image, audio, consent_choice, consent_name, selfie=None, face_
 
 def _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_index, max_audio_s,
          gallery, embedder, detector, require_speech, max_image_mp=None, live=False,
-         audio_sample_rate=AUDIO_SAMPLE_RATE) -> str:
+         audio_sample_rate=AUDIO_SAMPLE_RATE, example_images=frozenset()) -> str:
     # 1. validation
     if image is None:
         raise _Refusal("Please upload a portrait image.")
@@ -209,6 +226,9 @@ def _run(state, extra, image, audio, consent_choice, consent_name, selfie, face_
         state["consent"] = record_consent(consent_choice, consent_name)
     except InputError as err:
         raise _Refusal(str(err)) from None
+    if (state["consent"].name.casefold() == EXAMPLE_NAME.casefold()
+            and state["image"].sha256 not in example_images):
+        raise _Refusal(MSG_EXAMPLE_ONLY)
 
     # 3. likeness: every face, whatever face the user picks
     scr = screen(state["image"].rgb, gallery=gallery, embedder=embedder, detector=detector)

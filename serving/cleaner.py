@@ -2,8 +2,9 @@
 start and then periodically, so the disk does not grow forever.
 
     clean(folders, ttl_s)          delete files older than ttl_s (and half-written ".unsigned" files at once)
-    Cleaner(folders, ttl_s, every_s, audit=..., stale_job_s=...)   the same in a daemon thread; at start it also
-                                   marks requests left unfinished by a killed process as 'abandoned'
+    Cleaner(folders, ttl_s, every_s, audit=..., stale_job_s=..., uploads=...)   the same in a daemon thread; at
+                                   start it also marks requests left unfinished by a killed process as
+                                   'abandoned'; with an `UploadLedger` it deletes unclaimed uploads as they expire
 """
 from __future__ import annotations
 
@@ -65,16 +66,19 @@ def clean(folders: Sequence[str | Path], ttl_s: float, unsigned_ttl_s: float = 0
 class Cleaner:
     """Runs :func:`clean` at start and every `every_s` seconds in a daemon thread.
 
-    At start it also records 'abandoned' in the audit log for allowed requests older than `stale_job_s` that
-    never got an output or an outcome (their process was killed), and removes ".unsigned" leftovers older
-    than `stale_job_s`.
+    At start it also records 'abandoned' in the audit log for allowed requests that never got an output or an
+    outcome and whose process is gone (`AuditLog.mark_abandoned`: by the process recorded with the request, or,
+    for requests without one, by age over `stale_job_s`), and removes ".unsigned" leftovers older than
+    `stale_job_s`. With `uploads` (a `serving.uploads.UploadLedger`) it also sweeps unclaimed uploads, waking
+    at least every quarter of their time-to-live.
     """
 
     def __init__(self, folders: Sequence[str | Path], ttl_s: float, every_s: float, audit=None,
-                 stale_job_s: float = 600.0):
+                 stale_job_s: float = 600.0, uploads=None):
         self.folders = [Path(f) for f in folders]
         self.ttl_s, self.every_s, self.stale_job_s = float(ttl_s), float(every_s), float(stale_job_s)
         self.audit = audit
+        self.uploads = uploads
         self.passes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -100,9 +104,15 @@ class Cleaner:
         return self
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
+        wake = self.every_s if self.uploads is None else max(0.5, min(self.every_s, self.uploads.ttl_s / 4))
+        last = time.monotonic()
+        while not self._stop.wait(wake):
             try:
-                self.run_once()
+                if self.uploads is not None:
+                    self.uploads.sweep()
+                if time.monotonic() - last >= self.every_s - 1e-3:
+                    last = time.monotonic()
+                    self.run_once()
             except Exception:
                 log.exception("cleaner pass failed")
 

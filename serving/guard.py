@@ -4,23 +4,47 @@
   nosniff, no referrer, camera/microphone for this origin only.
 * On the routes that start a job (queue/join, call/NAME): the request body is capped (1 MB: files are uploaded
   separately, and Gradio's own max_file_size caps those); file inputs given as URLs are refused (Gradio would
-  fetch them from the internet with no size cap); and the heavy events (`limited` api names) are admitted
-  per client: at most `client_concurrent` waiting or running, and `client_per_minute` per minute. A refused job
-  gets HTTP 429 with one sentence; the whole queue's bound is Gradio's own (`queue(max_size=...)`, HTTP 503).
+  fetch them from the internet with no size cap), and so are file inputs naming a path outside Gradio's upload
+  folder (one sentence and an audit row, not Gradio's own error); every event that spends CPU is admitted per
+  client (visitor): the jobs (`limited`: Generate, Detect, Live) at most `client_concurrent` waiting or running
+  and `client_per_minute` per minute; the lighter calls (`light`: the face finder, the detector report) at most
+  one of each waiting or running and `client_light_per_minute` per minute. A refused call gets HTTP 429 with one
+  sentence; the whole queue's bound is Gradio's own (`queue(max_size=...)`, HTTP 503).
+* On the upload route: each client may upload `upload_mb_per_minute` megabytes a minute (HTTP 429 beyond);
+  an upload must say its size (Content-Length), which is what is counted.
+
+The client address is the peer address as uvicorn reports it; X-Forwarded-For is believed only from a trusted
+proxy (`serving.limits.forwarded_allow_ips`). A refusal made here is also remembered for the browser session
+that asked (`last_refusal`), so the page can keep the sentence in its status box.
 """
 from __future__ import annotations
 
+import collections
 import json
+import logging
+import os
+import threading
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from serving.limits import HostLimits, RateLimiter, client_key
 
-__all__ = ["HostGuard", "MSG_CLIENT_BUSY", "MSG_CLIENT_RATE", "MSG_URL_INPUT", "security_headers"]
+__all__ = ["HostGuard", "MSG_CLIENT_BUSY", "MSG_CLIENT_RATE", "MSG_URL_INPUT", "MSG_SERVER_PATH", "MSG_UPLOAD_BUDGET",
+           "security_headers", "remember_refusal", "last_refusal"]
+
+log = logging.getLogger(__name__)
 
 MSG_CLIENT_BUSY = ("You already have {n} job(s) waiting or running, the most one visitor may have at once here; "
                    "please wait for them to finish.")
 MSG_CLIENT_RATE = "You have started {n} jobs in the last minute, the most allowed here; please try again shortly."
 MSG_URL_INPUT = "Files must be uploaded; links to files elsewhere are not fetched here."
+MSG_SERVER_PATH = "Files must be uploaded to this demo; paths to files on the server are not accepted."
+MSG_CLIENT_LIGHT_BUSY = "Your previous request of this kind is still running; please wait for it to finish."
+MSG_CLIENT_LIGHT_RATE = ("You have made {n} requests of this kind in the last minute, the most allowed here; please "
+                         "try again shortly.")
+MSG_UPLOAD_BUDGET = ("You have uploaded {mb:g} MB in the last minute, the most one visitor may upload here; please "
+                     "wait a minute and try again.")
+MSG_UPLOAD_LENGTH = "Uploads must state their size (a Content-Length header)."
 MSG_BODY = "The request is too large."
 MAX_BODY = 1 << 20
 
@@ -35,6 +59,41 @@ def security_headers(frame_ancestors: str = "'none'") -> list[tuple[bytes, bytes
     if frame_ancestors.strip() == "'none'":
         h.append((b"x-frame-options", b"DENY"))
     return h
+
+
+_REFUSALS: collections.OrderedDict[str, str] = collections.OrderedDict()
+_REFUSALS_LOCK = threading.Lock()
+
+
+def remember_refusal(session_hash: str | None, sentence: str) -> None:
+    """Keep the last refusal of a browser session (bounded), for `last_refusal`."""
+    if not session_hash:
+        return
+    with _REFUSALS_LOCK:
+        _REFUSALS[str(session_hash)] = sentence
+        _REFUSALS.move_to_end(str(session_hash))
+        while len(_REFUSALS) > 5_000:
+            _REFUSALS.popitem(last=False)
+
+
+def last_refusal(session_hash: str | None) -> str | None:
+    """The refusal `remember_refusal` kept for this session, once (None when there is none)."""
+    with _REFUSALS_LOCK:
+        return _REFUSALS.pop(str(session_hash), None) if session_hash else None
+
+
+def _file_paths(data: Any) -> list[str]:
+    """Every "path" string of a dict in `data` (FileData, with or without its "meta": Gradio reads both)."""
+    found, stack = [], [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            if isinstance(x.get("path"), str):
+                found.append(x["path"])
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return found
 
 
 def _has_url_file(data: Any) -> bool:
@@ -59,14 +118,21 @@ class HostGuard:
     `limited` the api names that count as jobs."""
 
     def __init__(self, app, blocks=None, limits: HostLimits | None = None, limited: Iterable[str] = (),
-                 prefix: str = "/gradio_api"):
+                 light: Iterable[str] = (), prefix: str = "/gradio_api", upload_dir: str | Path | None = None,
+                 audit: Callable[[], Any] | None = None):
         self.app = app
         self.blocks = blocks
         self.limits = limits or HostLimits.from_env()
         self.limited = set(limited)
+        self.light = set(light)
         self.prefix = prefix
         self.rate = RateLimiter(self.limits.client_per_minute)
+        self.light_rate = RateLimiter(self.limits.client_light_per_minute)
+        self.upload_rate = RateLimiter(self.limits.upload_mb_per_minute * 1e6)
+        self.upload_dir = Path(upload_dir or os.environ.get("GRADIO_TEMP_DIR") or "/nonexistent").resolve()
+        self.audit = audit
         self.headers = security_headers(self.limits.frame_ancestors)
+        self._joining: collections.Counter = collections.Counter()   # (client, api) admitted, not yet queued
 
     # ---------------------------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
@@ -97,15 +163,33 @@ class HostGuard:
                     payload = json.loads(body or b"{}")
                 except ValueError:
                     payload = {}
-                if _has_url_file(payload):
-                    return await self._reply(send_with_headers, 400, MSG_URL_INPUT)
+                session = payload.get("session_hash") if isinstance(payload, dict) else None
                 if api_name == "" and isinstance(payload, dict):
                     api_name = self._api_name(payload.get("fn_index"))
-                if api_name in self.limited:
+                if _has_url_file(payload):
+                    self._record(api_name, MSG_URL_INPUT)
+                    return await self._reply(send_with_headers, 400, MSG_URL_INPUT, session)
+                if any(not self._uploaded(p) for p in _file_paths(payload)):
+                    self._record(api_name, MSG_SERVER_PATH)
+                    return await self._reply(send_with_headers, 400, MSG_SERVER_PATH, session)
+                if api_name in self.limited or api_name in self.light:
                     refusal = self._admit(scope, api_name)
                     if refusal:
-                        return await self._reply(send_with_headers, 429, refusal)
+                        return await self._reply(send_with_headers, 429, refusal, session)
+                    joining = (self._key(scope), api_name)
+                    self._joining[joining] += 1        # until Gradio has queued it (it answers after that)
+                    try:
+                        return await self.app(scope, self._replay(body, receive), send_with_headers)
+                    finally:
+                        self._joining[joining] -= 1
+                        if self._joining[joining] <= 0:
+                            del self._joining[joining]
                 return await self.app(scope, self._replay(body, receive), send_with_headers)
+            if sub == "/upload":
+                refusal = self._admit_upload(scope)
+                if refusal:
+                    code, sentence = refusal
+                    return await self._reply(send_with_headers, code, sentence)
         return await self.app(scope, receive, send_with_headers)
 
     # ---------------------------------------------------------------------------------------------------
@@ -116,32 +200,68 @@ class HostGuard:
             return None
         return getattr(fn, "api_name", None) if fn is not None else None
 
-    def _key(self, host: str | None, headers: dict) -> str:
-        return client_key(host, headers, self.limits.trust_proxy)
+    @staticmethod
+    def _key(scope) -> str:
+        client = scope.get("client")
+        return client_key(client[0] if client else None)
 
-    def _pending(self, key: str) -> int:
-        """Jobs of `key` waiting or running in Gradio's queue."""
+    def _uploaded(self, path: str) -> bool:
+        """Is `path` inside Gradio's upload/cache folder (where uploads and the demo's own examples live)?"""
+        try:
+            return Path(path).resolve().is_relative_to(self.upload_dir)
+        except (OSError, ValueError):
+            return False
+
+    def _record(self, api_name: str | None, sentence: str) -> None:
+        """An audit row for a refusal made here (the gate never saw the request)."""
+        if self.audit is None:
+            return
+        try:
+            self.audit().start(allowed=False, reason=sentence, extra={"api": api_name, "refused_by": "host"})
+        except Exception:
+            log.exception("could not record a refusal in the audit log")
+
+    def _pending(self, key: str, names: set[str]) -> int:
+        """Events of `key` named in `names` waiting or running in Gradio's queue, plus those admitted here that
+        Gradio has not answered yet (a burst arrives before Gradio has queued the first of it)."""
         queue = getattr(self.blocks, "_queue", None)
-        if queue is None:
-            return 0
         n = 0
-        for event in list(queue.event_ids_to_events.values()):
-            req = getattr(event, "request", None)
-            if req is None or getattr(event.fn, "api_name", None) not in self.limited:
-                continue
-            host = req.client.host if req.client else None
-            if self._key(host, {k.lower(): v for k, v in req.headers.items()}) == key:
-                n += 1
-        return n
+        if queue is not None:
+            for event in list(queue.event_ids_to_events.values()):
+                req = getattr(event, "request", None)
+                if req is None or getattr(event.fn, "api_name", None) not in names:
+                    continue
+                if client_key(req.client.host if req.client else None) == key:
+                    n += 1
+        return n + sum(self._joining[(key, name)] for name in names if (key, name) in self._joining)
 
     def _admit(self, scope, api_name: str) -> str | None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        client = scope.get("client")
-        key = self._key(client[0] if client else None, headers)
-        if self._pending(key) >= self.limits.client_concurrent:
-            return MSG_CLIENT_BUSY.format(n=self.limits.client_concurrent)
-        if not self.rate.admit(key):
-            return MSG_CLIENT_RATE.format(n=self.limits.client_per_minute)
+        key = self._key(scope)
+        if api_name in self.light:
+            if self._pending(key, {api_name}) >= 1:
+                return MSG_CLIENT_LIGHT_BUSY
+            if not self.light_rate.admit(key):
+                return MSG_CLIENT_LIGHT_RATE.format(n=self.limits.client_light_per_minute)
+        else:
+            if self._pending(key, self.limited) >= self.limits.client_concurrent:
+                return MSG_CLIENT_BUSY.format(n=self.limits.client_concurrent)
+            if not self.rate.admit(key):
+                return MSG_CLIENT_RATE.format(n=self.limits.client_per_minute)
+        return None
+
+    def _admit_upload(self, scope) -> tuple[int, str] | None:
+        """(status, sentence) when an upload is over its client's budget or does not state its size."""
+        length = None
+        for k, v in scope.get("headers", []):
+            if k.lower() == b"content-length":
+                try:
+                    length = int(v)
+                except ValueError:
+                    length = None
+        if length is None or length < 0:
+            return 411, MSG_UPLOAD_LENGTH
+        if not self.upload_rate.admit(self._key(scope), float(length)):
+            return 429, MSG_UPLOAD_BUDGET.format(mb=self.limits.upload_mb_per_minute)
         return None
 
     @staticmethod
@@ -172,7 +292,8 @@ class HostGuard:
         return receive
 
     @staticmethod
-    async def _reply(send, status: int, sentence: str) -> None:
+    async def _reply(send, status: int, sentence: str, session: str | None = None) -> None:
+        remember_refusal(session, sentence)
         body = json.dumps({"detail": sentence, "error": sentence}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),

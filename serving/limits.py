@@ -6,9 +6,12 @@ timeout.
     RateLimiter                per-client sliding one-minute window (admissions), thread-safe
     run_with_timeout(fn, s)    run fn in this thread; raise JobTimeout in it when it runs past s seconds
 
-A "client" is the connecting IP address (or, with VASA_TRUST_PROXY=1 behind a reverse proxy that sets it, the
-last address the proxy appended to X-Forwarded-For). Without a proxy in front, everyone behind one NAT shares one
-budget, and anyone with many addresses gets many budgets: IP-based limits belong in the proxy as well.
+A "client" (visitor) is the connecting IP address. X-Forwarded-For is ignored unless VASA_TRUST_PROXY=1, and
+then only from the proxy addresses in VASA_PROXY_IPS: uvicorn (which Gradio starts) rewrites the client address
+from that header itself, trusting FORWARDED_ALLOW_IPS, so `forwarded_allow_ips` sets that variable from these
+knobs before the server starts (uvicorn's own default trusts 127.0.0.1, which let any local caller pick its
+address). Without a proxy in front, everyone behind one NAT shares one budget, and anyone with many addresses
+gets many budgets: IP-based limits belong in the proxy as well.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping
 
-__all__ = ["HostLimits", "RateLimiter", "JobTimeout", "run_with_timeout", "client_key", "MSG_BUSY"]
+__all__ = ["HostLimits", "RateLimiter", "JobTimeout", "run_with_timeout", "client_key", "forwarded_allow_ips",
+           "MSG_BUSY"]
 
 MSG_BUSY = "The demo is busy right now (too many requests are waiting); please try again in a minute."
 
@@ -45,6 +49,10 @@ class HostLimits:
     queue_size: jobs waiting or running in the whole demo before new ones get "busy" [VASA_QUEUE_SIZE].
     client_concurrent: jobs one client may have waiting or running at once [VASA_CLIENT_CONCURRENT].
     client_per_minute: jobs one client may submit per minute [VASA_CLIENT_PER_MINUTE].
+    client_light_per_minute: lighter CPU calls (the face finder, the detector report) one client may make per
+        minute, at most one of each waiting or running at once [VASA_CLIENT_LIGHT_PER_MINUTE].
+    upload_mb_per_minute: megabytes one client may upload per minute [VASA_UPLOAD_MB_PER_MINUTE].
+    upload_ttl_s: an upload no job has used is deleted this long after it arrived [VASA_UPLOAD_TTL_S].
     upload_mb: largest upload, any file [VASA_MAX_UPLOAD_MB].
     audio_s: longest audio clip, and longest live session [VASA_MAX_AUDIO_S].
     image_mp: largest portrait in megapixels, checked from the header before decoding [VASA_MAX_IMAGE_MP].
@@ -56,6 +64,8 @@ class HostLimits:
     output_ttl_s: results (and Gradio's cached copies) are deleted this long after they were made
         [VASA_OUTPUT_TTL_S]; the cleaner runs at start and every clean_every_s [VASA_CLEAN_EVERY_S].
     trust_proxy: take the client address from X-Forwarded-For (only behind your own proxy) [VASA_TRUST_PROXY].
+    proxy_ips: the proxy addresses (or networks) whose X-Forwarded-For is believed when trust_proxy is on,
+        comma-separated [VASA_PROXY_IPS].
     frame_ancestors: sites allowed to embed the demo in a frame (CSP frame-ancestors), default none
         [VASA_FRAME_ANCESTORS].
     """
@@ -63,7 +73,10 @@ class HostLimits:
     queue_size: int = 8
     client_concurrent: int = 2
     client_per_minute: int = 6
+    client_light_per_minute: int = 30
     upload_mb: float = 30.0
+    upload_mb_per_minute: float = 100.0
+    upload_ttl_s: float = 600.0
     audio_s: float = 60.0
     image_mp: float = 40.0
     max_size: int = 512
@@ -74,6 +87,7 @@ class HostLimits:
     output_ttl_s: float = 3600.0
     clean_every_s: float = 300.0
     trust_proxy: bool = False
+    proxy_ips: str = "127.0.0.1,::1"
     frame_ancestors: str = "'none'"
 
     @classmethod
@@ -85,7 +99,11 @@ class HostLimits:
             queue_size=int(_env(env, "VASA_QUEUE_SIZE", d.queue_size, 1, 10_000)),
             client_concurrent=int(_env(env, "VASA_CLIENT_CONCURRENT", d.client_concurrent, 1, 1_000)),
             client_per_minute=int(_env(env, "VASA_CLIENT_PER_MINUTE", d.client_per_minute, 1, 100_000)),
+            client_light_per_minute=int(_env(env, "VASA_CLIENT_LIGHT_PER_MINUTE", d.client_light_per_minute, 1,
+                                             100_000)),
             upload_mb=_env(env, "VASA_MAX_UPLOAD_MB", d.upload_mb, 0.1, 50),
+            upload_mb_per_minute=_env(env, "VASA_UPLOAD_MB_PER_MINUTE", d.upload_mb_per_minute, 0.1, 100_000),
+            upload_ttl_s=_env(env, "VASA_UPLOAD_TTL_S", d.upload_ttl_s, 2, 7 * 86400),
             audio_s=_env(env, "VASA_MAX_AUDIO_S", d.audio_s, 1, 600),
             image_mp=_env(env, "VASA_MAX_IMAGE_MP", d.image_mp, 0.1, 40),
             max_size=int(_env(env, "VASA_MAX_SIZE", d.max_size, 256, 1024)),
@@ -96,6 +114,8 @@ class HostLimits:
             output_ttl_s=_env(env, "VASA_OUTPUT_TTL_S", d.output_ttl_s, 10, 365 * 86400),
             clean_every_s=_env(env, "VASA_CLEAN_EVERY_S", d.clean_every_s, 1, 86400),
             trust_proxy=env.get("VASA_TRUST_PROXY", "0").strip() in ("1", "true", "yes"),
+            proxy_ips=",".join(a.strip() for a in env.get("VASA_PROXY_IPS", d.proxy_ips).split(",") if a.strip())
+            or d.proxy_ips,
             frame_ancestors=env.get("VASA_FRAME_ANCESTORS", d.frame_ancestors).strip() or d.frame_ancestors,
         )
 
@@ -103,40 +123,51 @@ class HostLimits:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def client_key(host: str | None, headers: Mapping[str, str] | None = None, trust_proxy: bool = False) -> str:
-    """The address a client is counted under: the peer address, or behind a trusted proxy the last hop it
-    appended to X-Forwarded-For (the earlier hops are whatever the client wrote and cannot be trusted)."""
-    if trust_proxy and headers is not None:
-        fwd = headers.get("x-forwarded-for") or headers.get("X-Forwarded-For")
-        if fwd:
-            last = fwd.split(",")[-1].strip()
-            if last:
-                return last[:64]
+def client_key(host: str | None) -> str:
+    """The address a client is counted under: the peer address as the server saw it (behind a trusted proxy,
+    uvicorn has already replaced it with the address the proxy reported; see `forwarded_allow_ips`)."""
     return (host or "unknown")[:64]
 
 
-class RateLimiter:
-    """At most `per_minute` admissions per key in any sliding 60-second window (thread-safe)."""
+def forwarded_allow_ips(limits: HostLimits, env: dict | None = None) -> str:
+    """Set uvicorn's FORWARDED_ALLOW_IPS in `env` (default os.environ) from the host's knobs and return it:
+    empty (no address is trusted, X-Forwarded-For is ignored) unless trust_proxy, then the proxy addresses.
+    Call before the server starts: uvicorn reads it when Gradio builds its server config."""
+    value = limits.proxy_ips if limits.trust_proxy else ""
+    (os.environ if env is None else env)["FORWARDED_ALLOW_IPS"] = value
+    return value
 
-    def __init__(self, per_minute: int, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self.per_minute = int(per_minute)
+
+class RateLimiter:
+    """At most `per_minute` units per key in any sliding `window_s` window (thread-safe). A unit is one
+    admission by default; `admit(key, amount)` spends more (bytes, for the upload budget)."""
+
+    def __init__(self, per_minute: float, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.per_minute = float(per_minute)
         self.window_s = float(window_s)
         self._clock = clock
         self._seen: dict[str, collections.deque] = {}
         self._lock = threading.Lock()
 
-    def admit(self, key: str) -> bool:
-        """Record one admission for `key` and return True, or return False (nothing recorded) when over."""
+    def used(self, key: str) -> float:
+        """Units `key` spent in the current window."""
+        now = self._clock()
+        with self._lock:
+            q = self._seen.get(key)
+            return sum(a for t, a in q if now - t < self.window_s) if q else 0.0
+
+    def admit(self, key: str, amount: float = 1.0) -> bool:
+        """Record `amount` for `key` and return True, or return False (nothing recorded) when it would go over."""
         now = self._clock()
         with self._lock:
             q = self._seen.setdefault(key, collections.deque())
-            while q and now - q[0] >= self.window_s:
+            while q and now - q[0][0] >= self.window_s:
                 q.popleft()
-            if len(q) >= self.per_minute:
+            if sum(a for _, a in q) + amount > self.per_minute:
                 return False
-            q.append(now)
+            q.append((now, float(amount)))
             if len(self._seen) > 10_000:                       # forget idle clients (bounded memory)
-                for k in [k for k, v in self._seen.items() if not v or now - v[-1] >= self.window_s][:5_000]:
+                for k in [k for k, v in self._seen.items() if not v or now - v[-1][0] >= self.window_s][:5_000]:
                     del self._seen[k]
             return True
 

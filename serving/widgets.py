@@ -1,8 +1,9 @@
 """Gradio inputs that hand the safety gate what the visitor sent, untouched.
 
 Gradio's own Image input decodes and re-saves every upload before the app sees it (a 190 KB PNG of 169
-megapixels cost 730 MB that way, before any limit), Audio may convert, and Radio/Dropdown answer values
-outside their choices with Gradio's own multi-line text. These subclasses keep the widgets in the browser
+megapixels cost 730 MB that way, before any limit), Audio may convert, Radio/Dropdown answer values
+outside their choices with Gradio's own multi-line text, and Number/Slider answer a text or an out-of-range
+value ("abc", 1e308) with Gradio's own error and a traceback in the server log. These subclasses keep the widgets in the browser
 but pass the raw upload's path (or the raw value) on, so `safety.gate.check_request` sees it first, refuses
 with one sentence and records the refusal in the audit log.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 import gradio as gr
 
-__all__ = ["RawImage", "RawAudio", "RawVideo", "Choice", "IntChoice"]
+__all__ = ["RawImage", "RawAudio", "RawVideo", "Choice", "IntChoice", "RawNumber", "RawSlider"]
 
 
 def _path(payload) -> str | None:
@@ -77,4 +78,24 @@ class IntChoice(gr.Dropdown):
     def preprocess(self, payload: Any) -> Any:  # type: ignore[override]
         if isinstance(payload, str) and payload.strip().isdigit() and len(payload.strip()) < 6:
             return int(payload.strip())
+        return payload
+
+
+class RawNumber(gr.Number):
+    """A number box that passes any value on (the app checks it and answers in one sentence)."""
+
+    def get_block_name(self) -> str:     # the browser draws it with Gradio's own widget
+        return "number"
+
+    def preprocess(self, payload: Any) -> Any:  # type: ignore[override]
+        return payload
+
+
+class RawSlider(gr.Slider):
+    """A slider that passes any value on (the app checks its range and answers in one sentence)."""
+
+    def get_block_name(self) -> str:     # the browser draws it with Gradio's own widget
+        return "slider"
+
+    def preprocess(self, payload: Any) -> Any:  # type: ignore[override]
         return payload
