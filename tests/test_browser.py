@@ -1,8 +1,10 @@
 """The demo in a real browser: Playwright driving Debian's chromium (not Playwright's own download), one browser
 session against a demo served on 127.0.0.1 with a 2-second example at 256x256. It loads the page, generates
-the default example and plays the video, reads a refusal's sentence, runs Detect, opens every tab, and runs a
-live session from a fake microphone (chromium's file-backed capture device). Screenshots of failures are saved
-in build/test_browser/."""
+the default example and plays the video, reads a refusal's sentence (and finds it still in the Status box after
+the pop-up has gone), checks that consent is an act (a new upload clears the statement and the name, Generate
+waits for both), runs Detect (clip, button and verdict above the fold), opens every tab (the detector report
+with its introduction and uncropped figures), and runs a live session from a fake microphone (chromium's
+file-backed capture device). Screenshots of failures are saved in build/test_browser/."""
 from __future__ import annotations
 
 import re
@@ -17,8 +19,9 @@ from tests.app_server import ROOT, short_speech, start_app
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "build" / "test_browser"
 
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists(),
-                                reason="Debian's chromium is not installed (scripts/setup.sh installs it as root)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists(),
+                                 reason="Debian's chromium is not installed (scripts/setup.sh installs it as root)")]
 
 
 @pytest.fixture(scope="module")
@@ -88,25 +91,86 @@ def test_generate_the_default_example_and_play_it(page):
     assert played["err"] is None and played["w"] == 256 and played["h"] == 256 and played["t"] >= 0.5, played
 
 
-def test_a_refusal_reads_as_one_sentence(page):
+def test_a_refusal_reads_as_one_sentence_and_stays_in_the_status_box(page):
     _tab(page, "Generate")
     name = page.locator("#name textarea, #name input").first
-    name.fill("")
+    name.fill("12")                                     # a name with no letters: the gate's refusal
+    sentence = "Please type your name in letters (it contains none)."
     page.click("#generate")
-    toast = page.get_by_text("Please type your name to confirm the consent statement.")
+    toast = page.locator(".toast-body").filter(has_text=sentence)
     toast.first.wait_for(state="visible", timeout=60_000)
     body = page.inner_text("body")
     assert "Traceback" not in body and "list of choices" not in body
+    toast.first.wait_for(state="hidden", timeout=30_000)   # the pop-up goes ...
+    assert _textbox(page, "status") == sentence            # ... the sentence stays
+    assert "Error" not in page.inner_text("#status")
     name.fill("Browser Test")
+
+
+def _consent_state(page) -> tuple:
+    checked = page.locator("#consent input:checked")
+    return (checked.first.get_attribute("value") if checked.count() else None, _textbox(page, "name"),
+            page.locator("#generate").is_disabled())
+
+
+def _wait_state(page, want: tuple, timeout_s: float = 30) -> tuple:
+    deadline = time.time() + timeout_s
+    state = _consent_state(page)
+    while state != want and time.time() < deadline:
+        time.sleep(0.2)
+        state = _consent_state(page)
+    return state
+
+
+def test_consent_is_an_act(page, served, tmp_path):
+    """A visitor's own photo never inherits the example's attestation: the upload clears the statement and the
+    name, Generate waits for both; the example's attestation returns only with the example's portrait, and the
+    API refuses that attestation with another portrait."""
+    import skimage.data
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from safety.consent import CONSENT_PUBLIC_DOMAIN, CONSENT_SELF, EXAMPLE_NAME
+    own = tmp_path / "own.png"
+    Image.fromarray(skimage.data.astronaut()).save(own)
+    _tab(page, "Generate")
+    example = page.locator("#examples tr.tr-body").first
+    example.click()
+    assert _wait_state(page, (CONSENT_PUBLIC_DOMAIN, EXAMPLE_NAME, False)) == (CONSENT_PUBLIC_DOMAIN, EXAMPLE_NAME, False)
+    page.locator("#portrait input[type=file]").set_input_files(str(own))
+    assert _wait_state(page, (None, "", True)) == (None, "", True)
+    page.locator("#consent").get_by_text(CONSENT_SELF, exact=True).click()
+    assert _wait_state(page, (CONSENT_SELF, "", True)) == (CONSENT_SELF, "", True)
+    page.locator("#name textarea, #name input").first.fill("Browser Test")
+    assert _wait_state(page, (CONSENT_SELF, "Browser Test", False)) == (CONSENT_SELF, "Browser Test", False)
+    example.click()                                     # the example's portrait, with its own attestation
+    assert _wait_state(page, (CONSENT_PUBLIC_DOMAIN, EXAMPLE_NAME, False)) == (CONSENT_PUBLIC_DOMAIN, EXAMPLE_NAME, False)
+    speech = served.data_dir.parent / "example.wav"
+    with pytest.raises(Exception) as err:               # the same attestation with another portrait, by API
+        Client(served.url, verbose=False).predict(
+            handle_file(str(own)), handle_file(str(speech)), CONSENT_PUBLIC_DOMAIN, EXAMPLE_NAME, None, -1, 256, 0,
+            0, 0, 1.0, "neutral", 0.6, 1.0, api_name="/generate")
+    assert "covers only the example portrait" in str(err.value)
 
 
 def test_detect_the_generated_clip(page, served):
     clips = sorted((served.data_dir / "public" / "outputs").glob("talking_*.mp4"), key=lambda p: p.stat().st_mtime)
     assert clips, "no clip was generated"
-    _tab(page, "Detect")
-    page.locator("#clip input[type=file]").set_input_files(str(clips[-1]))
-    page.wait_for_selector("#clip video", state="attached")
-    page.click("#check")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    try:
+        _tab(page, "Detect")
+        page.locator("#clip input[type=file]").set_input_files(str(clips[-1]))
+        page.wait_for_selector("#clip video", state="attached")
+        page.wait_for_function("() => (document.querySelector('#clip video')?.videoHeight || 0) > 0")
+        page.evaluate("() => window.scrollTo(0, 0)")
+        clip_box = page.locator("#clip").bounding_box()
+        check_box, verdict_box = page.locator("#check").bounding_box(), page.locator("#verdict").bounding_box()
+        assert clip_box["height"] <= 420, clip_box                          # not drawn 800 px tall
+        assert check_box["y"] + check_box["height"] <= 800 and verdict_box["y"] + verdict_box["height"] <= 800, (
+            check_box, verdict_box)                                         # the button and verdict above the fold
+        page.click("#check")
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 1600})
     page.wait_for_function("() => (document.querySelector('#verdict textarea')?.value || '').includes('verdict')",
                            timeout=120_000)
     verdict = _textbox(page, "verdict")
@@ -121,6 +185,21 @@ def test_every_tab_opens(page):
                       ("Generate", "Whose face is this?")):
         _tab(page, tab)
         page.get_by_text(re.compile(re.escape(text), re.I)).first.wait_for(state="visible", timeout=60_000)
+
+
+def test_detector_report_has_an_introduction_and_uncropped_figures(page):
+    _tab(page, "Detector report")
+    page.get_by_text("What this report shows").first.wait_for(state="visible", timeout=30_000)
+    figs = page.locator("#report-figs img")
+    figs.first.wait_for(state="visible", timeout=120_000)
+    page.wait_for_function("() => [...document.querySelectorAll('#report-figs img')].every(i => i.naturalWidth > 0)")
+    for i in range(figs.count()):
+        fit = figs.nth(i).evaluate("""i => {
+            const r = i.getBoundingClientRect();
+            return {fit: getComputedStyle(i).objectFit, box: r.width / r.height, img: i.naturalWidth / i.naturalHeight};
+        }""")
+        whole = fit["fit"] in ("contain", "scale-down") or abs(fit["box"] - fit["img"]) < 0.02 * fit["img"]
+        assert whole, fit                                   # the figure is drawn whole: no axis label cut off
 
 
 def test_examples_and_choosing_the_face_by_clicking_it(page):
