@@ -24,9 +24,10 @@ if [ "$mode" = all ]; then
 fi
 
 pip_install() {  # pip's own "Collecting ..." lines show progress; the index warnings of this machine are hidden
+  # (a failing pip fails the pipeline under pipefail, so set -e stops the set-up; grep finding nothing does not)
   .venv/bin/pip install --disable-pip-version-check --progress-bar on "$@" 2>&1 \
-    | grep -v -e "is ignored: it is neither a file nor a directory" -e "^Requirement already satisfied" || true
-  [ "${PIPESTATUS[0]}" = 0 ]
+    | { grep --line-buffered -v -e "is ignored: it is neither a file nor a directory" \
+             -e "^Requirement already satisfied" || true; }
 }
 
 [ -x .venv/bin/python ] || { step "virtual environment in .venv/"; python3 -m venv .venv; }
