@@ -56,7 +56,7 @@ def test_wide_open_o_whose_lower_lip_mediapipe_misplaced(hopper_renderer):
     lip's landmarks move out onto the lip before the mouth is closed; a mouth drawn as mediapipe expects is
     left alone."""
     from vasa_core.portrait import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER
-    from vasa_core.render import _lower_lip_moved_out, _lower_lip_outside
+    from vasa_core.lips import _lower_lip_moved_out, _lower_lip_outside
     lm = hopper_renderer.landmarks({"jaw_open": 1.0}).astype(np.float64)
     S = hopper_renderer.size
     skin, lip, dark = (200, 160, 140), (170, 70, 80), (60, 25, 30)
@@ -215,7 +215,7 @@ def test_closed_lips_taper_to_the_corners(hopper_portrait):
     """Closed lips that come out thicker at the corners than in the middle (a closed wide "O") are thinned
     towards the corners; lips that already taper are left as they are."""
     from vasa_core.face import build_rig
-    from vasa_core.render import _lip_profiles, _taper_lip_corners
+    from vasa_core.lips import _lip_profiles, _taper_lip_corners
     rig = build_rig(hopper_portrait)
     lm = hopper_portrait.landmarks.astype(np.float64)
     assert np.allclose(_taper_lip_corners(lm, rig.upper_lip, rig.lower_lip), lm)   # Hopper's lips taper
@@ -237,7 +237,7 @@ def test_closed_lips_taper_to_the_corners(hopper_portrait):
 def test_closing_drops_stretched_glints(astronaut_portrait):
     """Glints on a glossy lower lip, stretched with the lip as the mouth closes, read as tooth edges: where
     the lip is stretched, specks much lighter than the lip around them are taken out."""
-    from vasa_core.render import _lip_profiles, close_mouth
+    from vasa_core.lips import _lip_profiles, close_mouth
     img = astronaut_portrait.image.copy()
     lm = astronaut_portrait.landmarks.astype(np.float64)
     (mid, u_ax, v_ax, half), (_, _, s_il, s_ol) = _lip_profiles(lm)
@@ -414,7 +414,7 @@ def test_mesh_triangulation_is_delaunay(hopper_renderer):
     triangles on points in general position (and a repeated point) and on the portrait's mesh points, where
     only squares of fixed border points could split either way (they never move, so they are never drawn)."""
     from scipy.spatial import Delaunay
-    from vasa_core.render import delaunay
+    from vasa_core.warp import delaunay
 
     def tri_set(tris):
         return {tuple(sorted(map(int, t))) for t in tris}
@@ -425,7 +425,7 @@ def test_mesh_triangulation_is_delaunay(hopper_renderer):
         ours = delaunay(np.concatenate([pts, pts[:1]]))      # the repeated point keeps its first index
         assert tri_set(ours) == tri_set(Delaunay(pts).simplices)
         assert np.array_equal(ours, np.array(sorted(map(sorted, ours.tolist()))))    # a fixed order
-    from vasa_core.render import build_mesh
+    from vasa_core.warp import build_mesh
     p = hopper_renderer.portrait
     mesh = build_mesh(p.landmarks, hopper_renderer.rig.face_width, p.size)     # laid out on its own points
     fixed = mesh.n_face + len(mesh.ring1)                    # vertices from here on never move
