@@ -128,8 +128,8 @@ def video_face_mesh(refine: bool = True, confidence: float = 0.4):
                                            min_detection_confidence=confidence, min_tracking_confidence=confidence)
 
 
-def detect_faces(rgb: np.ndarray, min_score: float = 0.9) -> list[Face]:
-    """All faces the shared detector (`vasa_core.faces`, MTCNN) finds, largest first (boxes and points in
+def faces_largest_first(rgb: np.ndarray, min_score: float = 0.9) -> list[Face]:
+    """All faces the shared detector (`vasa_core.faces.detect_faces`, MTCNN) finds, largest first (boxes and points in
     `rgb`'s pixels; detected on a copy of at most DETECT_SIDE**2 pixels)."""
     faces, _ = _detect(rgb, max_side=DETECT_SIDE, min_prob=min_score, fallback=False)
     return sorted(faces, key=lambda f: -f.area)
@@ -299,7 +299,7 @@ def analyze_portrait(source: str | Path | bytes | np.ndarray, size: int = 512,
         raise ValueError("size must be between 256 and 1024 pixels")
     rgb = load_image(source)
     h, w = rgb.shape[:2]
-    faces = [face_box] if isinstance(face_box, Face) else detect_faces(rgb)
+    faces = [face_box] if isinstance(face_box, Face) else faces_largest_first(rgb)
     if not faces:
         raise NoFaceError("No face was found in the image. Please use a portrait where the face is clearly "
                           "visible, facing the camera.")
