@@ -32,11 +32,24 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, IRIS_
 
 # bump with any change to the pixels the renderer draws: the detector's shipped weights record the version
 # they were trained on, and tests/test_detector.py fails until `python -m tools.evals.train` re-trains them
-RENDERER_VERSION = "2026-12-07.1"
+RENDERER_VERSION = "2026-12-07.2"
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
+# turning towards the camera (degrees of relative yaw allowed, by the portrait's own |yaw|): measured by eye on
+# sadtalker__art_15 (yaw -24: the nose balloons past ~5 degrees) and frontal portraits (fine at 15)
+REVEAL_FRONTAL_DEG, REVEAL_MIN_DEG = 15.0, 5.0
+REVEAL_FREE_UP_TO_DEG, REVEAL_HIDDEN_FROM_DEG = 8.0, 22.0
 MESH_LAYOUT_JAW = 0.5   # the jaw opening of the face the warp mesh's triangles are laid out on
 LIP_FULL_SATURATION = 0.35   # lip saturation (chroma / max channel) from which the mouth inside is in full colour
+
+
+def reveal_yaw_limit(portrait_yaw: float) -> float:
+    """Degrees a portrait may turn towards the camera (see `Renderer.within_view`): REVEAL_FRONTAL_DEG for a
+    frontal or slightly turned face (nothing is hidden behind the nose), down to REVEAL_MIN_DEG from
+    REVEAL_HIDDEN_FROM_DEG of yaw on (a 3/4 view, whose far cheek the nose hides)."""
+    a = abs(float(portrait_yaw))
+    t = float(np.clip((a - REVEAL_FREE_UP_TO_DEG) / (REVEAL_HIDDEN_FROM_DEG - REVEAL_FREE_UP_TO_DEG), 0.0, 1.0))
+    return REVEAL_FRONTAL_DEG + t * (REVEAL_MIN_DEG - REVEAL_FRONTAL_DEG)
 
 
 def pick_device(device: str = "auto") -> str:
@@ -88,6 +101,7 @@ class Renderer:
         self.engine = engine or ("cv2" if self.device == "cpu" else "torch")
         self.rig: FaceRig = build_rig(portrait)
         W = self.rig.face_width
+        self.reveal_yaw_deg = reveal_yaw_limit(portrait.yaw)
 
         # triangles laid out on the face with its mouth open (see build_mesh)
         opened = self.rig.pose_points(deform(self.rig, {"jaw_open": MESH_LAYOUT_JAW}), 0, 0, 0, 0, 0, 1, S)
@@ -230,8 +244,27 @@ class Renderer:
 
 
     # ----------------------------------------------------------------------------------------------------
+    def within_view(self, f: dict[str, float]) -> dict[str, float]:
+        """The motion with its yaw softly limited towards the side the portrait does not show.
+
+        A warp can only move pixels the portrait has. Turning a 3/4 view towards the camera uncovers the far
+        cheek the nose hid, which a warp can only stretch (the nose balloons, the lips smear): in that
+        direction the relative yaw is limited to `reveal_yaw_deg` (soft: turns up to half of it pass exactly,
+        larger ones bend into it); turning further away only hides more, which the far-to-near drawing
+        handles, so it stays free; a frontal portrait is never limited."""
+        yaw, limit = f.get("yaw", 0.0), self.reveal_yaw_deg
+        knee = 0.5 * limit                       # turns up to half the limit pass exactly
+        if limit < REVEAL_FRONTAL_DEG and yaw * self.portrait.yaw < 0 and abs(yaw) > knee:
+            # towards the camera (opposite sign to the portrait's yaw): bend smoothly into the limit
+            bent = knee + (limit - knee) * float(np.tanh((abs(yaw) - knee) / (limit - knee)))
+            f = {**f, "yaw": float(np.copysign(bent, yaw))}
+        return f
+
     def landmarks(self, f: dict[str, float]) -> np.ndarray:
-        """Where the 478 landmarks go under motion `f` (camera pixels, (478, 3))."""
+        """Where the 478 landmarks go under motion `f` (camera pixels, (478, 3)), as rendered."""
+        return self._posed(self.within_view(f))
+
+    def _posed(self, f: dict[str, float]) -> np.ndarray:
         P = deform(self.rig, f)
         return self.rig.pose_points(P, f.get("yaw", 0.0), f.get("pitch", 0.0), f.get("roll", 0.0),
                                     f.get("tx", 0.0), f.get("ty", 0.0), f.get("scale", 1.0), self.size)
@@ -240,7 +273,8 @@ class Renderer:
         """One frame (S, S, 3) uint8 for motion parameters `f` (dict, or a row in `motion.PARAMS` order)."""
         if not isinstance(f, dict):
             f = {k: float(v) for k, v in zip(PARAMS, f)}
-        cam = self.landmarks(f)
+        f = self.within_view(f)                  # the teeth below are posed with the same, limited yaw
+        cam = self._posed(f)
         out, maps = self._warp(*self.mesh.targets(cam))
         self._smooth_folds(out, maps)
         self._composite_lids(out, f, maps)
