@@ -130,7 +130,8 @@ def test_consent_is_an_act(page, served, tmp_path):
     from gradio_client import Client, handle_file
     from PIL import Image
 
-    from safety.consent import CONSENT_PUBLIC_DOMAIN, CONSENT_SELF, EXAMPLE_NAME
+    from safety.consent import CONSENT_PUBLIC_DOMAIN, CONSENT_SELF
+    EXAMPLE_NAME = "Demo visitor"                      # the example's own attestation (safety.consent)
     own = tmp_path / "own.png"
     Image.fromarray(skimage.data.astronaut()).save(own)
     _tab(page, "Generate")
