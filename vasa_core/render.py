@@ -32,13 +32,17 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, IRIS_
 
 # bump with any change to the pixels the renderer draws: the detector's shipped weights record the version
 # they were trained on, and tests/test_detector.py fails until `python -m tools.evals.train` re-trains them
-RENDERER_VERSION = "2026-12-07.2"
+RENDERER_VERSION = "2026-12-07.3"
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
 # turning towards the camera (degrees of relative yaw allowed, by the portrait's own |yaw|): measured by eye on
 # sadtalker__art_15 (yaw -24: the nose balloons past ~5 degrees) and frontal portraits (fine at 15)
 REVEAL_FRONTAL_DEG, REVEAL_MIN_DEG = 15.0, 5.0
 REVEAL_FREE_UP_TO_DEG, REVEAL_HIDDEN_FROM_DEG = 8.0, 22.0
+# the still background plate (Renderer._prepare_background): the person's matte above BG_MATTE_HIGH is the
+# person, below BG_MATTE_LOW the background; a band this many face widths inside the outline is inpainted
+BG_MATTE_LOW, BG_MATTE_HIGH = 0.2, 0.5
+BG_BAND_FACE_WIDTHS = 0.12
 MESH_LAYOUT_JAW = 0.5   # the jaw opening of the face the warp mesh's triangles are laid out on
 LIP_FULL_SATURATION = 0.35   # lip saturation (chroma / max channel) from which the mouth inside is in full colour
 
@@ -114,6 +118,7 @@ class Renderer:
         # --- appearance prepared once: irises painted out of the source; iris textures kept aside
         self.eyes = [self._prepare_eye(EYE_R_UPPER, EYE_R_LOWER, IRIS_R), self._prepare_eye(EYE_L_UPPER, EYE_L_LOWER, IRIS_L)]
         self.source = self._paint_out_irises()
+        self.person, self.plate = self._prepare_background()
         self.lids = [self._prepare_lid(e) for e in self.eyes]
         self._prepare_mouth()
         self._grid_x, self._grid_y = np.meshgrid(np.arange(S, dtype=np.float32), np.arange(S, dtype=np.float32))
@@ -193,6 +198,35 @@ class Renderer:
             cv2.fillPoly(opening, [np.round(lm[e.upper + e.lower[::-1], :2]).astype(np.int32)], 1)
             mask &= cv2.dilate(opening, np.ones((3, 3), np.uint8))
         return cv2.inpaint(self.portrait.image, mask, 3, cv2.INPAINT_TELEA)
+
+    def _prepare_background(self) -> tuple[np.ndarray, np.ndarray]:
+        """The person's matte (S, S) float32 and a still background plate (S, S, 3) uint8: the portrait with a
+        band just inside the person's outline filled in from the background around it (cv2.inpaint), wide
+        enough for the largest head motion; elsewhere the portrait's own pixels (so a frame at rest is exact)."""
+        m = self.portrait.person_mask.astype(np.float32)
+        inside = (m > BG_MATTE_HIGH).astype(np.uint8)
+        band = max(3, int(round(BG_BAND_FACE_WIDTHS * self.rig.face_width)))
+        deep = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1)))
+        fill = (inside > 0) & (deep == 0)
+        plate = cv2.inpaint(self.source, fill.astype(np.uint8), 5, cv2.INPAINT_TELEA) if fill.any() else self.source
+        return m, plate
+
+    def _composite_background(self, out: np.ndarray, maps) -> None:
+        """Keep what is behind the person still: the warped person (through its own warped matte) over the
+        still plate, in the box that moved. The mesh's outer rings drag the background next to the head
+        along (window blinds bent with it); the plate shows it where it was, and the strip the person
+        uncovers from the inpainted band."""
+        if maps is None:
+            return
+        x0, y0, mx, my = maps
+        h, w = mx.shape
+        m = cv2.remap(self.person, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # matte -> opacity: 1 wherever the plate was filled (no blend with inpainted pixels at rest), 0 well
+        # outside the person; between, the plate is the portrait itself, so a frame at rest is unchanged
+        a = np.clip((m - BG_MATTE_LOW) * (1.0 / (BG_MATTE_HIGH - BG_MATTE_LOW)), 0.0, 1.0)
+        region = out[y0:y0 + h, x0:x0 + w]
+        # cv2.blendLinear: one pass in C over the box (numpy's float blend cost 3x as much here)
+        region[:] = cv2.blendLinear(region, self.plate[y0:y0 + h, x0:x0 + w], a, 1.0 - a)
 
     def _prepare_mouth(self) -> None:
         """Colours, grain and sharpness of the portrait, used to paint the mouth interior."""
@@ -277,6 +311,7 @@ class Renderer:
         cam = self._posed(f)
         out, maps = self._warp(*self.mesh.targets(cam))
         self._smooth_folds(out, maps)
+        self._composite_background(out, maps)
         self._composite_lids(out, f, maps)
         self._composite_eyes(out, cam, f)
         if cam[LIP_MID_LOWER, 1] - cam[LIP_MID_UPPER, 1] > 0.3 or np.abs(cam[LIPS_INNER_LOWER, 1] - cam[LIPS_INNER_UPPER, 1]).max() > 0.3:
