@@ -169,7 +169,7 @@ class HostGuard:
                 if _has_url_file(payload):
                     self._record(api_name, MSG_URL_INPUT)
                     return await self._reply(send_with_headers, 400, MSG_URL_INPUT, session)
-                if any(not self._uploaded(p) for p in _file_paths(payload)):
+                if any(not self._uploaded(p) for p in _file_paths(payload)) or self._bare_file(api_name, payload):
                     self._record(api_name, MSG_SERVER_PATH)
                     return await self._reply(send_with_headers, 400, MSG_SERVER_PATH, session)
                 if api_name in self.limited or api_name in self.light:
@@ -199,6 +199,23 @@ class HostGuard:
         except (TypeError, ValueError):
             return None
         return getattr(fn, "api_name", None) if fn is not None else None
+
+    def _bare_file(self, api_name: str | None, payload: Any) -> bool:
+        """True when a file input of a metered event (`limited`, `light`) is given as something other than an
+        upload's description (e.g. a bare path string, which Gradio answers with its own error)."""
+        if api_name not in self.limited and api_name not in self.light or not isinstance(payload, dict):
+            return False
+        fns = getattr(self.blocks, "fns", {}) if self.blocks is not None else {}
+        fn = next((f for f in fns.values() if getattr(f, "api_name", None) == api_name), None)
+        data = payload.get("data")
+        if fn is None or not isinstance(data, list):
+            return False
+        import gradio as gr
+        for comp, value in zip(getattr(fn, "inputs", []), data):
+            if (isinstance(comp, (gr.Image, gr.Audio, gr.Video, gr.File)) and not getattr(comp, "streaming", False)
+                    and value is not None and not (isinstance(value, dict) and isinstance(value.get("path"), str))):
+                return True
+        return False
 
     @staticmethod
     def _key(scope) -> str:

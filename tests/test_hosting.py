@@ -519,10 +519,11 @@ def test_bad_values_get_one_sentence_and_an_audit_row(strict, hopper_path, tmp_p
     rows = [r for r in log.tail(50) if r["consent_name"] == "Bad Values"]
     assert len(rows) == 3 and not any(r["allowed"] for r in rows), rows
     assert any("seed must be a number" in r["reason"] for r in rows)
-    code, body = _join(strict, "generate", [_file("/etc/hostname"), _file(str(speech)), PUBLIC_DOMAIN, "Server Path",
-                                            None, -1, 256, 0, 0, 0, 1.0, "neutral", 0.6, 1.0], source="127.0.0.4")
-    assert code == 400 and "paths to files on the server are not accepted" in body, (code, body)
-    assert any("paths to files on the server" in r["reason"] and not r["allowed"] for r in log.tail(10))
+    for image in (_file("/etc/hostname"), "/etc/hostname"):              # as an upload's description, or bare
+        code, body = _join(strict, "generate", [image, _file(str(speech)), PUBLIC_DOMAIN, "Server Path", None, -1,
+                                                256, 0, 0, 0, 1.0, "neutral", 0.6, 1.0], source="127.0.0.4")
+        assert code == 400 and "paths to files on the server are not accepted" in body, (code, body)
+    assert sum("paths to files on the server" in r["reason"] and not r["allowed"] for r in log.tail(10)) == 2
     assert "Traceback" not in strict.log()[before:]
 
 
