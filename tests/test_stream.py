@@ -12,6 +12,14 @@ from vasa_core.stream import MotionStream, paced_chunks, timing
 
 
 @pytest.fixture(scope="module")
+def pipeline256():
+    """Live mode's mouth: the learned log-mel model (the default Whisper mouth waits for whole encoder windows,
+    so live streams use the learned one; its own stream is tested in test_lipsync.py)."""
+    from safety.publish import build_pipeline
+    return build_pipeline(size=256, device="cpu", lipsync="learned")
+
+
+@pytest.fixture(scope="module")
 def speech48(default_audio) -> Audio:
     return load_audio(default_audio, sample_rate=48000)
 

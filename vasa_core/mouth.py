@@ -12,7 +12,10 @@ A mouth model maps audio to the eight mouth parameters per video frame (all in [
 
 Every mouth model has the same call, `predict(samples, sample_rate, fps, num_frames) -> (num_frames, 8)`,
 so the motion generator does not care which one it uses. `AcousticMouth` reads loudness and spectral
-shape; the learned model in `vasa_core.lipsync` replaces it as the default when its weights are present.
+shape; the learned log-mel model (`vasa_core.lipsync.model`) streams live with 142.5 ms of delay; the default,
+the Whisper mouth (`vasa_core.lipsync.whisper_mouth`), reads Whisper-base speech features and was fitted to
+real tracked mouths (offline: a frame waits for its encoder window). A model with `live = False` is replaced
+by the learned one for live streams (`TalkingFacePipeline.live_mouth`).
 """
 from __future__ import annotations
 
@@ -135,14 +138,20 @@ class AcousticMouth:
 
 
 def load_mouth_model(name: str = "default") -> MouthModel:
-    """'acoustic' -> AcousticMouth; 'learned' or 'default' -> the learned model when its weights ship,
-    else the acoustic one ('learned' then raises)."""
+    """'default' ($VASA_LIPSYNC, else 'whisper') or 'whisper' -> the Whisper mouth
+    (`vasa_core.lipsync.whisper_mouth`: Whisper-base features, a readout trained on real mouths; raises
+    WhisperModelError with one sentence when the Whisper model is missing or damaged); 'acoustic' ->
+    AcousticMouth; 'learned' -> the learned log-mel model (the live-stream mouth; FileNotFoundError without
+    its weights)."""
+    if name == "default":
+        import os
+        name = os.environ.get("VASA_LIPSYNC", "whisper")      # e.g. VASA_LIPSYNC=learned for a bench baseline
     if name == "acoustic":
         return AcousticMouth()
-    try:
-        from .lipsync.model import LearnedMouth
-        return LearnedMouth.load_default()
-    except (ImportError, FileNotFoundError):
-        if name == "learned":
-            raise
-        return AcousticMouth()
+    if name == "whisper":
+        from .lipsync.whisper_mouth import WhisperMouth
+        return WhisperMouth.load_default()
+    if name != "learned":
+        raise ValueError(f"Unknown mouth model {name!r}: use default, whisper, learned or acoustic.")
+    from .lipsync.model import LearnedMouth
+    return LearnedMouth.load_default()

@@ -302,17 +302,21 @@ def main(argv=None):
     ap.add_argument("--real", action="append", default=None, metavar="DIR",
                     help="score on real talking videos with their own speech instead (see tools.lipsync.real); "
                          "repeat for several folders")
-    ap.add_argument("--models", default="learned,acoustic,pocketsphinx", help="with --real: which mouths")
+    ap.add_argument("--models", default="whisper,learned,acoustic,pocketsphinx", help="with --real: which mouths")
     ap.add_argument("--no-render", action="store_true", help="with --real: skip the rendered-video scores")
     ap.add_argument("--save", default=None, help="with --real: write every clip's numbers to this JSON file")
     ap.add_argument("--track-cache", default=None, help="with --real: keep the real-mouth tracks in this folder")
+    ap.add_argument("--heldout-weights", default=None,
+                    help="with --real: JSON {clip file name: Whisper readout .npz} (whisper_train --folds-out), so "
+                         "each clip is scored by a Whisper mouth fitted without its speaker")
     a = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)
     if a.real:
         from . import real
         records, summary = real.run(a.real, a.models.split(","), not a.no_render, a.save,
-                                    log=lambda s: print(s, flush=True), cache=a.track_cache, weights=a.weights)
+                                    log=lambda s: print(s, flush=True), cache=a.track_cache, weights=a.weights,
+                                    heldout=a.heldout_weights)
         print(json.dumps(summary, indent=1) if a.json else real.tables(records, summary))
         return
     items = load_items(a.data)

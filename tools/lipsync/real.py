@@ -1,6 +1,6 @@
 """Lip sync measured on real mouths: real talking videos with their own speech.
 
-    python -m tools.lipsync.evaluate --real DIR [--real DIR2 ...] [--models learned,acoustic,pocketsphinx]
+    python -m tools.lipsync.evaluate --real DIR [--real DIR2 ...] [--models whisper,learned,acoustic,pocketsphinx]
                                          [--no-render] [--save OUT.json] [--track-cache DIR] [--weights W.npz]
 
 For every video in DIR that carries speech (silero-vad finds >= 1 s of it):
@@ -349,7 +349,8 @@ def list_videos(dirs: list[str]) -> list[Path]:
 
 
 def models_for(names: list[str], weights: str | None = None) -> dict:
-    """Pipelines (256 px) and the pocketsphinx mouth, by name; `weights` replaces the learned model's."""
+    """Pipelines (256 px) and the pocketsphinx mouth, by name (learned, whisper, acoustic, pocketsphinx);
+    `weights` replaces the learned or the Whisper model's (whichever is named)."""
     from safety.publish import build_pipeline
     out = {}
     for name in names:
@@ -358,6 +359,12 @@ def models_for(names: list[str], weights: str | None = None) -> dict:
             if weights:
                 from vasa_core.lipsync.model import LearnedMouth
                 pipe.mouth = LearnedMouth.load(weights)
+            out[name] = pipe
+        elif name == "whisper":
+            pipe = build_pipeline(size=256, device="cpu", lipsync="whisper")
+            if weights:
+                from vasa_core.lipsync.whisper_mouth import WhisperMouth
+                pipe.mouth = WhisperMouth.load(weights)
             out[name] = pipe
         elif name == "acoustic":
             out[name] = build_pipeline(size=256, device="cpu", lipsync="acoustic")
@@ -535,10 +542,21 @@ def tables(records: list[dict], summary: dict) -> str:
 
 
 def run(dirs: list[str], model_names: list[str], render: bool = True, out_json: str | None = None,
-        log=print, cache: str | None = None, weights: str | None = None) -> tuple[list[dict], dict]:
+        log=print, cache: str | None = None, weights: str | None = None,
+        heldout: str | None = None) -> tuple[list[dict], dict]:
+    """Evaluate every clip; `heldout`: a JSON file {clip name: Whisper readout} (`whisper_train --folds-out`)
+    whose readout replaces the Whisper mouth's for that clip (clips it does not name are skipped), so no clip is
+    scored by a readout fitted on its own speaker."""
     models = models_for(model_names, weights)
+    by_clip = json.loads(Path(heldout).read_text()) if heldout else None
     records = []
     for path in list_videos(dirs):
+        if by_clip is not None:
+            if path.name not in by_clip:
+                continue
+            if "whisper" in models:
+                from vasa_core.lipsync.whisper_mouth import WhisperMouth
+                models["whisper"].mouth = WhisperMouth.load(by_clip[path.name])
         rec = evaluate_clip(path, models, render, log, cache)
         if rec is not None:
             records.append(rec)
