@@ -32,7 +32,7 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, IRIS_
 
 # bump with any change to the pixels the renderer draws: the detector's shipped weights record the version
 # they were trained on, and tests/test_detector.py fails until `python -m tools.evals.train` re-trains them
-RENDERER_VERSION = "2026-12-07.3"
+RENDERER_VERSION = "2026-12-07.4"
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
 # turning towards the camera (degrees of relative yaw allowed, by the portrait's own |yaw|): measured by eye on
@@ -76,6 +76,7 @@ class _Eye:
     alpha: np.ndarray      # (h, w) float32 disc
     offset: np.ndarray     # iris centre - eye-contour centre, source pixels
     radius: float
+    corner: np.ndarray     # the patch's top-left pixel - iris centre, source pixels (so at rest it lands on itself)
 
 
 def _lid_weight(blink: float) -> float:
@@ -147,10 +148,15 @@ class Renderer:
         hidden = (disc & ~visible).astype(np.uint8)
         if hidden.any() and (disc & visible).any():
             patch = cv2.inpaint(patch, hidden, 2, cv2.INPAINT_TELEA)
-        alpha = cv2.GaussianBlur(disc.astype(np.float32), (3, 3), 0.7)
+        # opaque over the whole circle the iris was painted out of (radius + 1.5, `_paint_out_irises`): there the
+        # patch holds the portrait's own pixels, so an unmoved eye is the portrait's eye, not a blend with the
+        # painted-out one; the soft edge falls on the sclera outside it
+        wide = ((xx + max(x0, 0) - centre[0]) ** 2 + (yy + max(y0, 0) - centre[1]) ** 2) <= (radius + 1.5) ** 2
+        alpha = np.maximum(cv2.GaussianBlur(wide.astype(np.float32), (3, 3), 0.7), wide.astype(np.float32))
         eye_c = lm[upper + lower, :2].mean(0)
         offset = centre - eye_c
-        return _Eye(upper, lower, iris, patch, alpha, offset, radius)
+        corner = np.array([max(x0, 0), max(y0, 0)], np.float64) - centre
+        return _Eye(upper, lower, iris, patch, alpha, offset, radius, corner)
 
     def _prepare_lid(self, e: _Eye) -> tuple[tuple[int, int, int, int], np.ndarray]:
         """A closed-eye texture for one eye, used while the eye closes: the opening filled with the lash
@@ -427,8 +433,9 @@ class Renderer:
             poly = cam[e.upper + e.lower[::-1], :2]
             centre = cam[e.upper + e.lower, :2].mean(0) + e.offset + shift
             h, w = e.patch.shape[:2]
-            x0, y0 = int(np.floor(centre[0] - w / 2)), int(np.floor(centre[1] - h / 2))
-            fx, fy = centre[0] - w / 2 - x0, centre[1] - h / 2 - y0
+            top_left = centre + e.corner        # at rest: the pixel the patch was cut from (no resampling)
+            x0, y0 = int(np.floor(top_left[0] + 1e-6)), int(np.floor(top_left[1] + 1e-6))
+            fx, fy = max(top_left[0] - x0, 0.0), max(top_left[1] - y0, 0.0)
             # sub-pixel placement of the iris texture
             m = np.float32([[1, 0, fx], [0, 1, fy]])
             tex = cv2.warpAffine(e.patch, m, (w + 1, h + 1), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
