@@ -456,25 +456,30 @@ _REPORT: dict = {}
 
 
 def detector_report():
-    """Detector report tab: the detector's evaluation (markdown + figures), computed once."""
+    """Detector report tab: the detector's evaluation (markdown + figures as HTML), computed once.
+
+    The figures are PNGs inlined in the page at their own aspect ratio (scaled down to the column's width only),
+    never in a gallery's fixed-size tiles, which cut off their axis labels."""
     det = _detector()
     if det is None or not hasattr(det, "report"):
-        return "The deepfake detector is not installed on this server yet.", []
+        return "The deepfake detector is not installed on this server yet.", ""
     if "md" not in _REPORT:
         try:
             md, figures = det.report()
         except Exception:
             log.exception("detector report failed")
-            return "The detector report could not be produced; the operator's log has the details.", []
-        paths = []
-        folder = PUBLIC_DIR / "report"
-        folder.mkdir(parents=True, exist_ok=True)
+            return "The detector report could not be produced; the operator's log has the details.", ""
+        import base64
+        import io
+        tags = []
         for i, fig in enumerate(figures):
-            p = folder / f"figure_{i}.png"
-            fig.savefig(p, dpi=100, bbox_inches="tight")
-            paths.append(str(p))
-        _REPORT.update(md=md, paths=paths)
-    return _REPORT["md"], list(_REPORT["paths"])
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+            tags.append(f'<img alt="Figure {i + 1}" style="max-width:100%;height:auto;flex:0 1 auto" '
+                        f'src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">')
+        html = '<div style="display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start">' + "".join(tags) + "</div>"
+        _REPORT.update(md=md, html=html)
+    return _REPORT["md"], _REPORT["html"]
 
 
 # ------------------------------------------------------------------------------------------------ Live
@@ -757,8 +762,7 @@ def build_demo() -> gr.Blocks:
         with gr.Tab("Detector report", elem_id="report-tab") as report_tab:
             gr.Markdown(REPORT_INTRO, elem_id="report-intro")
             report_md = gr.Markdown("Loading the detector's evaluation...", elem_id="report")
-            report_figs = gr.Gallery(label="Figures", columns=2, height="auto", object_fit="contain",
-                                     elem_id="report-figs")
+            report_figs = gr.HTML(elem_id="report-figs")
             report_tab.select(detector_report, None, [report_md, report_figs], api_name="detector_report")
         with gr.Tab("Responsible AI", elem_id="rai-tab"):
             gr.Markdown(RESPONSIBLE_AI)

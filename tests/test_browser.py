@@ -194,13 +194,25 @@ def test_detector_report_has_an_introduction_and_uncropped_figures(page):
     figs = page.locator("#report-figs img")
     figs.first.wait_for(state="visible", timeout=120_000)
     page.wait_for_function("() => [...document.querySelectorAll('#report-figs img')].every(i => i.naturalWidth > 0)")
-    for i in range(figs.count()):
-        fit = figs.nth(i).evaluate("""i => {
-            const r = i.getBoundingClientRect();
-            return {fit: getComputedStyle(i).objectFit, box: r.width / r.height, img: i.naturalWidth / i.naturalHeight};
-        }""")
-        whole = fit["fit"] in ("contain", "scale-down") or abs(fit["box"] - fit["img"]) < 0.02 * fit["img"]
-        assert whole, fit                                   # the figure is drawn whole: no axis label cut off
+    shown = figs.evaluate_all("""imgs => imgs.map(i => {
+        const r = i.getBoundingClientRect();
+        let clipped = false;                    // cut by any ancestor that clips or scrolls its content
+        for (let a = i.parentElement; a && a !== document.body; a = a.parentElement) {
+            const s = getComputedStyle(a);
+            if (s.overflowX !== 'visible' || s.overflowY !== 'visible') {
+                const q = a.getBoundingClientRect();
+                if (r.top < q.top - 1 || r.bottom > q.bottom + 1 || r.left < q.left - 1 || r.right > q.right + 1)
+                    clipped = true;
+            }
+        }
+        return {w: r.width, h: r.height, nw: i.naturalWidth, nh: i.naturalHeight, clipped,
+                fit: getComputedStyle(i).objectFit};
+    })""")
+    assert shown
+    for f in shown:                             # each figure whole: its own aspect ratio, nothing cut off
+        assert not f["clipped"] and f["w"] >= 300, f
+        assert abs(f["w"] / f["h"] - f["nw"] / f["nh"]) < 0.02 * f["nw"] / f["nh"] or f["fit"] in ("contain",
+                                                                                                  "scale-down"), f
 
 
 def test_examples_and_choosing_the_face_by_clicking_it(page):
