@@ -66,3 +66,20 @@ def test_what_is_behind_the_head_stays_still(hopper_renderer, hopper_portrait, m
     monkeypatch.undo()
     rest = hopper_renderer.render({}).astype(np.int16)
     assert np.abs(rest - hopper_renderer.source)[bg].max() == 0
+
+
+def test_the_mouth_hole_follows_smooth_lip_curves():
+    """The inner lip edges are smooth curves through the landmarks, not straight segments between them (a
+    hexagonal hole with pointed corners): they pass through every landmark, never overshoot it, and their
+    slope does not jump at a landmark."""
+    from vasa_core.render import _smooth_profile
+    uk = np.array([-1.0, -0.8, -0.5, -0.2, 0.0, 0.2, 0.5, 0.8, 1.0])
+    vk = np.array([0.0, 3.0, 5.0, 6.0, 6.2, 6.0, 5.0, 3.0, 0.0])          # an upper lip's inner edge, pixels
+    curve = _smooth_profile(uk, vk)
+    assert np.allclose(curve(uk), vk)
+    u = np.linspace(-1, 1, 2001)
+    v = curve(u)
+    assert v.min() >= -1e-9 and v.max() <= 6.2 + 1e-9                    # no overshoot past the landmarks
+    slope = np.diff(v) / np.diff(u)
+    linear = np.diff(np.interp(u, uk, vk)) / np.diff(u)
+    assert np.abs(np.diff(slope)).max() < 0.2 * np.abs(np.diff(linear)).max()

@@ -32,7 +32,7 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, IRIS_
 
 # bump with any change to the pixels the renderer draws: the detector's shipped weights record the version
 # they were trained on, and tests/test_detector.py fails until `python -m tools.evals.train` re-trains them
-RENDERER_VERSION = "2026-12-07.4"
+RENDERER_VERSION = "2026-12-07.5"
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
 # turning towards the camera (degrees of relative yaw allowed, by the portrait's own |yaw|): measured by eye on
@@ -43,6 +43,8 @@ REVEAL_FREE_UP_TO_DEG, REVEAL_HIDDEN_FROM_DEG = 8.0, 22.0
 # person, below BG_MATTE_LOW the background; a band this many face widths inside the outline is inpainted
 BG_MATTE_LOW, BG_MATTE_HIGH = 0.2, 0.5
 BG_BAND_FACE_WIDTHS = 0.12
+MOUTH_OUTLINE_POINTS = 24   # points per lip edge of the mouth hole's outline (sampled from the smooth curves)
+MOUTH_EDGE_PX = 1.5         # width of the hole's soft edge at 512 px (scales with the output size)
 MESH_LAYOUT_JAW = 0.5   # the jaw opening of the face the warp mesh's triangles are laid out on
 LIP_FULL_SATURATION = 0.35   # lip saturation (chroma / max channel) from which the mouth inside is in full colour
 
@@ -77,6 +79,18 @@ class _Eye:
     offset: np.ndarray     # iris centre - eye-contour centre, source pixels
     radius: float
     corner: np.ndarray     # the patch's top-left pixel - iris centre, source pixels (so at rest it lands on itself)
+
+
+def _smooth_profile(knots_u: np.ndarray, knots_v: np.ndarray):
+    """A lip edge v(u) through its landmarks (u increasing): monotone cubic (PCHIP: no overshoot past the
+    landmarks), held flat beyond the ends; two or fewer distinct points: straight."""
+    from scipy.interpolate import PchipInterpolator
+    uk, first = np.unique(np.asarray(knots_u, np.float64), return_index=True)
+    vk = np.asarray(knots_v, np.float64)[first]
+    if len(uk) < 3:
+        return lambda u: np.interp(u, uk, vk)
+    curve = PchipInterpolator(uk, vk)
+    return lambda u: curve(np.clip(u, uk[0], uk[-1]))
 
 
 def _lid_weight(blink: float) -> float:
@@ -461,7 +475,15 @@ class Renderer:
         colour of the teeth it showed (`own_teeth_colour`): re-using its own mouth pixels, stretched from its
         narrow gap to a wide one, showed a dark, jagged cavity with fragments of teeth and a black inner rim."""
         (mid, u_ax, v_ax, half), (_, (uu, vu), (ul, vl), _) = _lip_profiles(cam)
-        poly = cam[LIPS_INNER_UPPER + LIPS_INNER_LOWER[::-1][1:-1], :2]
+        # the inner lip edges as smooth curves through the landmarks (straight segments between 11 points drew
+        # a hexagonal hole with pointed corners), and the hole's outline sampled from them
+        upper, lower = _smooth_profile(uu, vu), _smooth_profile(ul, vl)
+        ts = np.linspace(-1.0, 1.0, MOUTH_OUTLINE_POINTS)
+
+        def outline(curve, knots_u) -> np.ndarray:
+            uq = np.interp(ts, [-1.0, 1.0], [knots_u[0], knots_u[-1]])
+            return mid + np.outer(uq * half, u_ax) + np.outer(curve(uq), v_ax)
+        poly = np.concatenate([outline(upper, uu), outline(lower, ul)[::-1][1:-1]])
         lo = np.floor(poly.min(0)).astype(int) - 2
         hi = np.ceil(poly.max(0)).astype(int) + 3
         x0, y0 = max(lo[0], 0), max(lo[1], 0)
@@ -472,15 +494,17 @@ class Renderer:
         rx, ry = xx - mid[0], yy - mid[1]
         u = (rx * u_ax[0] + ry * u_ax[1]) / half
         v = rx * v_ax[0] + ry * v_ax[1]
-        v_up = np.interp(u, uu, vu)
-        v_lo = np.interp(u, ul, vl)
+        v_up = upper(u)
+        v_lo = lower(u)
         a = v - v_up                  # pixels below the upper lip's inner edge
         b = v_lo - v                  # pixels above the lower lip's inner edge
-        # inside the inner-lip polygon (anti-aliased: exact at the corners, where a 3/4 view's perspective
-        # puts inner-lip points beyond the corner landmarks) and between the lip profiles
+        # inside the inner-lip outline (anti-aliased: exact at the corners, where a 3/4 view's perspective
+        # puts inner-lip points beyond the corner landmarks) and between the lip profiles, with a soft edge
+        # (the lip's own rounded edge, not a cut-out)
         hole = np.zeros(a.shape, np.uint8)
         cv2.fillPoly(hole, [np.round((poly - [x0, y0]) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
-        alpha = np.minimum(np.clip(np.minimum(a, b) + 0.5, 0.0, 1.0), hole.astype(np.float32) / 255.0)
+        edge = MOUTH_EDGE_PX * self.size / 512
+        alpha = np.minimum(np.clip((np.minimum(a, b) + 0.5 * edge) / edge, 0.0, 1.0), hole.astype(np.float32) / 255.0)
         if alpha.max() <= 0.02:
             return
 
