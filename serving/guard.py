@@ -166,16 +166,21 @@ class HostGuard:
                 session = payload.get("session_hash") if isinstance(payload, dict) else None
                 if api_name == "" and isinstance(payload, dict):
                     api_name = self._api_name(payload.get("fn_index"))
-                if _has_url_file(payload):
-                    self._record(api_name, MSG_URL_INPUT)
-                    return await self._reply(send_with_headers, 400, MSG_URL_INPUT, session)
-                if any(not self._uploaded(p) for p in _file_paths(payload)) or self._bare_file(api_name, payload):
-                    self._record(api_name, MSG_SERVER_PATH)
-                    return await self._reply(send_with_headers, 400, MSG_SERVER_PATH, session)
-                if api_name in self.limited or api_name in self.light:
+                metered = api_name in self.limited or api_name in self.light
+                if metered:                            # first: refusals below spend the visitor's budget too
                     refusal = self._admit(scope, api_name)
                     if refusal:
                         return await self._reply(send_with_headers, 429, refusal, session)
+                bad = None
+                if _has_url_file(payload):
+                    bad = MSG_URL_INPUT
+                elif any(not self._uploaded(p) for p in _file_paths(payload)) or self._bare_file(api_name, payload):
+                    bad = MSG_SERVER_PATH
+                if bad:
+                    if metered:                        # an audit row, as for every refusal of a job (metered,
+                        self._record(api_name, bad)    # so a flood of them cannot grow the log unbounded)
+                    return await self._reply(send_with_headers, 400, bad, session)
+                if metered:
                     joining = (self._key(scope), api_name)
                     self._joining[joining] += 1        # until Gradio has queued it (it answers after that)
                     try:
