@@ -37,7 +37,7 @@ from safety.datadir import data_dir
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-PUBLIC_DIR = data_dir() / "public"                        # what may be served: results, report figures
+PUBLIC_DIR = data_dir() / "public"                        # what may be served: results
 OUT_DIR = PUBLIC_DIR / "outputs"
 
 
@@ -660,7 +660,7 @@ REPORT_INTRO = """
 ### What this report shows
 How well the deepfake detector behind the Detect tab tells real talking-head clips from generated ones,
 measured on clips it never saw in training: its accuracy and error rates, the score distributions of real and
-generated clips, and where it fails. A score is evidence, not proof; read the limits below the figures.
+generated clips, and where it fails (clips from other generators). A score is evidence, not proof.
 """
 
 
