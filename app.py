@@ -664,6 +664,12 @@ generated clips, and where it fails (clips from other generators). A score is ev
 """
 
 
+#: Browser-side: keep the statement and name only when the portrait is one of the examples' own files.
+_KEEP_ONLY_FOR_EXAMPLES = (
+    "(img, consent, name) => { const f = img && (img.orig_name || String(img.path || '').split('/').pop()); "
+    f"return {sorted({Path(row[0]).name for row in EXAMPLES})!r}.includes(f) ? [consent, name] : [null, '']; }}")
+
+
 def consent_given(consent, name):
     """Generate is enabled only while a statement is chosen and a name typed (the gate checks both again)."""
     ok = isinstance(consent, str) and consent in CONSENT_CHOICES and isinstance(name, str) and len(name.strip()) >= 2
@@ -717,10 +723,11 @@ def build_demo() -> gr.Blocks:
             image.change(find_faces, [image], [faces_view, face_index, face_boxes], api_name="faces",
                          concurrency_id="faces", concurrency_limit=1, show_progress="hidden")
             faces_view.select(pick_face, [face_boxes], [face_index], api_name=False, show_progress="hidden")
-            # consent is an act: a new upload clears the statement and the name (in the browser, no server call);
+            # consent is an act: any new portrait (upload, webcam, paste) clears the statement and the name, in
+            # the browser (no server call), unless it is an example's own file (the gate checks that by content);
             # Generate is enabled only while both are given
-            image.upload(None, None, [consent, name], js="() => [null, '']", api_name=False, queue=False,
-                         show_progress="hidden")
+            image.change(None, [image, consent, name], [consent, name], js=_KEEP_ONLY_FOR_EXAMPLES,
+                         api_name=False, queue=False, show_progress="hidden")
             gr.on([consent.change, name.change], consent_given, [consent, name], [button], api_name=False,
                   queue=False, show_progress="hidden")
             button.click(generate, [image, audio, consent, name, selfie, face_index] + controls, [video, status],
