@@ -1,19 +1,24 @@
-"""Motion statistics, comparable with the reference table of real talking-head video in DESIGN.md.
+"""Motion statistics of generated and real talking heads, side by side (DESIGN.md's reference table, issue 27).
 
-    python -m tools.stats AUDIO_OR_VIDEO [...] [--seeds 3] [--json] [--min-seconds 0]
+    python -m tools.stats AUDIO_OR_VIDEO [...] [--generators default,hand-tuned,W.npz] [--seeds 1]
+                          [--compare-seconds 6] [--json] [--min-seconds 0]
 
-For every file: the motion the engine generates from its audio (each seed), and, when the file is a video
-with a face, what mediapipe's face mesh measures on the real person in it, side by side:
+For every file: the motion each generator makes from its audio (`--generators`: 'default' = the learned
+generator with the shipped weights, 'hand-tuned', or a weights file from `tools.train_motion`), and, when the
+file is a video with a face, what mediapipe's face mesh measures on the real person in it (the tracks of
+`tools.motion_data`, jitter-filtered as for training):
   delta_p      mean frame-to-frame head rotation at 25 fps (degrees/frame; angle of the relative rotation)
-  pose std     yaw / pitch / roll standard deviation (degrees)
-  scale std    head size (forward/back motion), % of the mean; tx / ty std, % of the frame
-  blinks/min
+  pose std     yaw / pitch / roll standard deviation (degrees); yaw / pitch range (max - min, degrees)
+  scale std    head size (forward/back motion), % of the mean; tx / ty std, % of the frame (generated only)
+  blinks/min   and the share of blink onsets within 0.3 s of a pause beside the share of time that is
   brow std     brow height above the eye centres, per inter-ocular distance (IOD), std x 100
   lid std      upper-to-lower lid opening / IOD outside blinks, std x 100
   gap range    inner-lip gap / IOD, p95 - p5
-Ours is measured on the same landmarks: the face rig of a reference portrait (matplotlib's Grace Hopper)
-deformed by the generated motion, so brows, lids and mouth are in the same units as the real video's.
-cheek_raise and lid_tension are also listed as parameter std (the renderer draws them).
+  speed_env_r  Pearson r of head speed (0.2 s smoothing) with the speech envelope (RMS, 0.2 s)
+and, over all files per generator: |r| of the head curves (yaw, pitch, roll) of every pair of different clips
+over their first `--compare-seconds` (the real people's own curves give the baseline of unrelated heads).
+Generated brows, lids and mouth are measured on the same landmarks: the face rig of a reference portrait
+(matplotlib's Grace Hopper) deformed by the motion, so they are in the same units as the real video's.
 """
 from __future__ import annotations
 
@@ -109,68 +114,6 @@ def _blinks(lid: np.ndarray, seconds: float) -> float:
     return float((np.diff(closed.astype(int)) == 1).sum() / (seconds / 60))
 
 
-def real_video_stats(path: str | Path) -> dict | None:
-    """What mediapipe measures on the person in a real video, resampled to 25 fps (None without a face)."""
-    import av
-    import mediapipe as mp
-    import cv2
-    from .lipsync.real import _to_grid
-    from vasa_core.portrait import head_rotation, rotation_angles
-    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False,
-                                           min_detection_confidence=0.4, min_tracking_confidence=0.4)
-    rows, times, ref, base = [], [], None, None
-    with av.open(str(path)) as c:
-        if not c.streams.video:
-            return None
-        for frame in c.decode(c.streams.video[0]):
-            if frame.time is None:
-                continue
-            rgb = frame.to_ndarray(format="rgb24")
-            h, w = rgb.shape[:2]
-            k = min(1.0, 960 / max(h, w))
-            if k < 1:
-                rgb = cv2.resize(rgb, (int(w * k), int(h * k)), interpolation=cv2.INTER_AREA)
-                h, w = rgb.shape[:2]
-            res = mesh.process(np.ascontiguousarray(rgb))
-            times.append(float(frame.time))
-            if not res.multi_face_landmarks:
-                rows.append([np.nan] * 9)
-                continue
-            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in res.multi_face_landmarks[0].landmark])
-            if ref is None:                       # the first tracked frame is the reference pose
-                ref, base = pts, head_rotation(pts)
-            rel, iod = rigid_pose(pts, ref)
-            yaw, pitch, roll = rotation_angles(rel @ base)
-            fm = face_measures(pts)
-            cx, cy = pts[1, 0] / w, pts[1, 1] / h
-            rows.append([yaw, pitch, roll, iod, cx, cy, fm["brow"], fm["lid"], fm["gap"]])
-    mesh.close()
-    if not rows:
-        return None
-    times = np.asarray(times) - times[0]
-    rows = np.asarray(rows, np.float64)
-    if np.isfinite(rows[:, 0]).mean() < 0.5:
-        return None
-    n = int(round((times[-1] + np.median(np.diff(times))) * FPS)) if len(times) > 1 else 1
-    g = np.stack([_to_grid(times, rows[:, k], n) for k in range(rows.shape[1])], 1)
-    ok = np.isfinite(g).all(1)
-    yaw, pitch, roll, iod, cx, cy, brow, lid, gap = g.T
-    dp = _delta_p(*(np.nan_to_num(v) for v in (yaw, pitch, roll)))
-    # Delta-P only over consecutive tracked frames
-    mats = [rotation_matrix(*r) if o else None for r, o in zip(g[:, :3], ok)]
-    ang = [np.degrees(np.arccos(np.clip((np.trace(a.T @ b) - 1) / 2, -1, 1)))
-           for a, b in zip(mats, mats[1:]) if a is not None and b is not None]
-    dp = float(np.mean(ang)) if ang else dp
-    seconds = n / FPS
-    out = {"seconds": round(seconds, 1), "tracked": round(float(ok.mean()), 2),
-           "delta_p_deg_per_frame": round(dp, 3),
-           "pose_std_yaw_pitch_roll": [round(float(np.nanstd(v)), 2) for v in (yaw, pitch, roll)],
-           "scale_std_pct": round(float(100 * np.nanstd(iod) / np.nanmean(iod)), 2),
-           "tx_ty_std_pct": [round(float(100 * np.nanstd(v)), 2) for v in (cx, cy)]}
-    out.update(_face_summary(brow, lid, gap, _blinks(lid, seconds)))
-    return out
-
-
 _REFERENCE_RIG = None
 
 
@@ -197,6 +140,112 @@ def generated_face_stats(m: MotionSequence) -> dict:
                          (np.diff(closed) == 1).sum() / (len(m) / m.fps / 60))
 
 
+# --- head motion against the voice, and between clips (issue 27) ------------------------------------------
+
+def _smooth(x: np.ndarray, k: int = 5) -> np.ndarray:
+    return np.convolve(np.nan_to_num(x), np.ones(k) / k, mode="same")
+
+
+def head_speed(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarray:
+    """Angle of the head's rotation from each frame to the next (degrees/frame, (T,); the last repeats)."""
+    mats = [rotation_matrix(*r) for r in np.stack([yaw, pitch, roll], 1)]
+    ang = [np.degrees(np.arccos(np.clip((np.trace(a.T @ b) - 1) / 2, -1, 1))) for a, b in zip(mats, mats[1:])]
+    return np.array(ang + ang[-1:], np.float64) if ang else np.zeros(len(yaw))
+
+
+def speech_envelope(loudness_db: np.ndarray) -> np.ndarray:
+    """Linear RMS envelope of per-frame loudness (dBFS), smoothed over 5 frames (0.2 s)."""
+    return _smooth(10 ** (np.asarray(loudness_db, np.float64) / 20))
+
+
+def head_voice_stats(yaw, pitch, roll, loudness_db, pause=None) -> dict:
+    """Pitch and yaw range (max - min, degrees), and the Pearson r of head speed (smoothed 0.2 s) with the
+    speech envelope, over frames where the head is known."""
+    yaw, pitch, roll = (np.asarray(v, np.float64) for v in (yaw, pitch, roll))
+    ok = np.isfinite(yaw) & np.isfinite(pitch) & np.isfinite(roll)
+    speed = _smooth(np.where(ok, head_speed(*(np.nan_to_num(v) for v in (yaw, pitch, roll))), 0.0))
+    env = speech_envelope(loudness_db)
+    good = ok & np.isfinite(env)
+    r = float(np.corrcoef(speed[good], env[good])[0, 1]) if good.sum() > 10 and speed[good].std() > 0 else float("nan")
+    return {"yaw_range": round(float(np.nanmax(yaw) - np.nanmin(yaw)), 1),
+            "pitch_range": round(float(np.nanmax(pitch) - np.nanmin(pitch)), 1),
+            "speed_env_r": round(r, 3)}
+
+
+def blink_phrase_share(blink: np.ndarray, loudness_db: np.ndarray, fps: float = FPS) -> tuple[float, float]:
+    """(share of blink onsets within 0.3 s of a pause, share of frames within 0.3 s of a pause): a pause is a
+    frame 25 dB under the clip's loud (p95) level; blinks that favour pauses have the first above the second."""
+    loud = np.asarray(loudness_db, np.float64)
+    quiet = loud < np.nanpercentile(loud, 95) - 25
+    near = np.convolve(quiet.astype(float), np.ones(int(0.6 * fps) + 1), mode="same") > 0
+    b = np.nan_to_num(np.asarray(blink, np.float64)) > 0.5
+    onsets = np.flatnonzero(np.diff(b.astype(int)) == 1) + 1
+    share = float(near[onsets].mean()) if len(onsets) else float("nan")
+    return share, float(near.mean())
+
+
+def curve_correlations(curves: list[np.ndarray], frames: int) -> list[float]:
+    """|Pearson r| of every pair of head curves (each (T, 3): yaw, pitch, roll) over their first `frames`
+    frames, per axis (pairs x 3 values)."""
+    out = []
+    for i in range(len(curves)):
+        for j in range(i + 1, len(curves)):
+            n = min(frames, len(curves[i]), len(curves[j]))
+            for k in range(3):
+                a, b = curves[i][:n, k], curves[j][:n, k]
+                if n > 10 and a.std() > 0 and b.std() > 0:
+                    out.append(abs(float(np.corrcoef(a, b)[0, 1])))
+    return out
+
+
+def _real_clip_stats(tracks: dict) -> dict:
+    """The statistics of a real video's own tracks (`tools.motion_data.clip_tracks`)."""
+    from tools.motion_data import TRACK
+    t = tracks["track"]
+    col = {n: t[:, i] for i, n in enumerate(TRACK)}
+    ok = np.isfinite(col["yaw"])
+    seconds = len(t) / FPS
+    rot = np.stack([col["yaw"], col["pitch"], col["roll"]], 1)
+    share, base = blink_phrase_share(col["blink"], tracks["prosody"][:, 0])
+    out = {"seconds": round(seconds, 1), "tracked": round(float(ok.mean()), 2),
+           "delta_p_deg_per_frame": round(_delta_p(*rot[ok].T), 3),
+           "pose_std_yaw_pitch_roll": [round(float(np.nanstd(v)), 2) for v in rot.T],
+           "scale_std_pct": round(float(100 * np.nanstd(col["scale"])), 2),
+           "tx_ty_std_pct": [0.0, 0.0],
+           "blink_pause_share": [round(share, 2), round(base, 2)]}
+    out.update(_face_summary(col["brow"], col["lid"], col["gap"],
+                             float(np.nansum(np.diff(np.nan_to_num(col["blink"])) == 1) / (seconds / 60))))
+    out.update(head_voice_stats(col["yaw"], col["pitch"], col["roll"], tracks["prosody"][:, 0]))
+    return out
+
+
+def _generated_clip_stats(m: MotionSequence, loudness_db: np.ndarray) -> dict:
+    n = min(len(m), len(loudness_db))
+    share, base = blink_phrase_share(m["blink_l"][:n], loudness_db[:n])
+    return {**motion_stats(m), **generated_face_stats(m), "blink_pause_share": [round(share, 2), round(base, 2)],
+            **head_voice_stats(m["yaw"][:n], m["pitch"][:n], m["roll"][:n], loudness_db[:n])}
+
+
+SUMMARY_KEYS = ("yaw_range", "pitch_range", "brow_std_x100", "lid_std_x100", "blinks_per_minute", "speed_env_r",
+                "delta_p_deg_per_frame")
+
+
+def _summary_row(label: str, group: list[dict], curve_r: list[float] | None) -> str:
+    def mean(k):
+        v = [g[k] for g in group if g.get(k) is not None and np.isfinite(g[k])]
+        return float(np.mean(v)) if v else float("nan")
+    r = "—" if not curve_r else f"{np.median(curve_r):.2f} ({np.percentile(curve_r, 90):.2f})"
+    share = np.nanmean([g["blink_pause_share"][0] for g in group]), np.nanmean([g["blink_pause_share"][1] for g in group])
+    return (f"| {label} | {len(group)} | {r} | {mean('yaw_range'):.1f} | {mean('pitch_range'):.1f} | "
+            f"{mean('brow_std_x100'):.2f} | {mean('lid_std_x100'):.2f} | {mean('blinks_per_minute'):.0f} | "
+            f"{share[0]:.2f} / {share[1]:.2f} | {mean('speed_env_r'):.2f} | {mean('delta_p_deg_per_frame'):.2f} |")
+
+
+COMPARE_HEADER = ("| motion | clips | head curves \\|r\\| between clips, median (p90) | yaw range (deg) | pitch range (deg) | "
+                  "brow std (x100 IOD) | lid std (x100 IOD) | blinks/min | blinks near pauses / time near pauses | "
+                  "head speed vs speech envelope r | Delta-P (deg/frame) |\n" + "|" + "---|" * 11)
+
+
 def _row(label, st) -> str:
     y, p, r = st["pose_std_yaw_pitch_roll"]
     tx, ty = st["tx_ty_std_pct"]
@@ -215,16 +264,25 @@ def cli(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", nargs="+", help="audio files, or videos (their speech track; the real person "
                                                  "in them is measured too)")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--generators", default="default,hand-tuned",
+                        help="comma-separated motion models: default, hand-tuned, or weights files")
+    parser.add_argument("--compare-seconds", type=float, default=6.0,
+                        help="head curves of different clips are correlated over their first this many seconds")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--min-seconds", type=float, default=0.0, help="skip clips shorter than this")
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(1)
-    from vasa_core.errors import InputError
     from safety.publish import build_pipeline
+    from tools.motion_data import VIDEO_EXT, clip_tracks
+    from vasa_core.audio import extract_features, resample
+    from vasa_core.errors import InputError
+    from vasa_core.motion import prosody_at_frames
+    generators = [g.strip() for g in args.generators.split(",") if g.strip()]
     pipe = build_pipeline(size=256, device="cpu")
     rows, lines = [], [HEADER]
+    curves: dict[str, list[np.ndarray]] = {g: [] for g in generators + ["real"]}
     for path in args.audio:
         try:
             audio = pipe.load_audio(path)
@@ -234,29 +292,38 @@ def cli(argv: list[str] | None = None) -> int:
         if audio.duration < args.min_seconds:
             continue
         name = Path(path).name
-        for seed in range(args.seeds):
-            try:
-                m = pipe.motion(audio, seed=seed)
-            except InputError as exc:
-                print(f"{name}: skipped ({exc})")
-                break
-            st = {"clip": name, "who": "ours", "seed": seed, **motion_stats(m), **generated_face_stats(m)}
+        real = clip_tracks(path) if Path(path).suffix.lower() in VIDEO_EXT else None
+        if real is not None:
+            loud = real["prosody"][:, 0]
+        else:
+            feats = extract_features(resample(audio))
+            loud = prosody_at_frames(feats, FPS, feats.num_video_frames(FPS))[:, 0]
+        try:
+            for g in generators:
+                for seed in range(args.seeds):
+                    m = pipe.motion(audio, seed=seed, motion_model=g)
+                    st = {"clip": name, "who": g, "seed": seed, **_generated_clip_stats(m, loud)}
+                    rows.append(st)
+                    lines.append(_row(f"{name[:40]} {g[-20:]} seed {seed}", st))
+                    if seed == 0:
+                        curves[g].append(np.stack([m["yaw"], m["pitch"], m["roll"]], 1).astype(np.float64))
+        except InputError as exc:
+            print(f"{name}: skipped ({exc})")
+            continue
+        if real is not None:
+            st = {"clip": name, "who": "real", **_real_clip_stats(real)}
             rows.append(st)
-            lines.append(_row(f"{name[:40]} ours seed {seed}", st))
-        if Path(path).suffix.lower() in {".mp4", ".mpg", ".mov", ".mkv", ".avi", ".webm"}:
-            real = real_video_stats(path)
-            if real is not None:
-                rows.append({"clip": name, "who": "real", **real})
-                lines.append(_row(f"{name[:40]} **real**", real))
-    ours = [r for r in rows if r["who"] == "ours"]
-    real = [r for r in rows if r["who"] == "real"]
-    for label, group in (("mean, ours", ours), ("mean, real", real)):
+            lines.append(_row(f"{name[:40]} **real**", st))
+            t = real["track"][:, :3].astype(np.float64)
+            if np.isfinite(t[:int(args.compare_seconds * FPS)]).all():
+                curves["real"].append(t)
+    frames = int(args.compare_seconds * FPS)
+    lines += ["", COMPARE_HEADER]
+    for who in generators + ["real"]:
+        group = [r for r in rows if r["who"] == who]
         if group:
-            mean = {k: (np.mean([g[k] for g in group], 0).tolist() if isinstance(group[0][k], list)
-                        else float(np.mean([g[k] if g[k] is not None else np.nan for g in group])))
-                    for k in ("delta_p_deg_per_frame", "pose_std_yaw_pitch_roll", "scale_std_pct", "tx_ty_std_pct",
-                              "blinks_per_minute", "brow_std_x100", "lid_std_x100", "gap_p95_p5")}
-            lines.append(_row(f"**{label}** ({len(group)})", mean))
+            lines.append(_summary_row(who if who != "real" else "**real (tracked)**", group,
+                                      curve_correlations(curves[who], frames)))
     print(json.dumps(rows, indent=1) if args.json else "\n".join(lines))
     return 0
 

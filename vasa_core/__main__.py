@@ -1,6 +1,7 @@
 """Command line: python -m vasa_core {generate, stream, render, sheet, bench} ...
 
   generate --image IMG --audio AUDIO --out OUT.mp4 [--size 512] [--fps 25] [--seed N] [--motion-out M.json]
+           [--motion-model default|hand-tuned|W.npz]
            [--gaze X,Y] [--distance D] [--emotion NAME[:W]] [--motion-scale S] [--lipsync default|acoustic]
   stream   --image IMG --audio AUDIO --out OUT.mp4 [--realtime] [--chunk-ms 40] [controls as for generate]
            (feeds the audio in chunks, at wall-clock speed with --realtime, as a live source would)
@@ -53,12 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
                            help="feed the audio at wall-clock speed, like a microphone")
             p.add_argument("--chunk-ms", type=float, default=40.0, help="audio chunk length in milliseconds")
         if name in ("generate", "stream"):
-            p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--seed", type=int, default=0,
+                           help="picks one of many motions for this audio (motion also follows the audio itself)")
             p.add_argument("--gaze", type=_pair, default=(0.0, 0.0), help="main gaze direction X,Y in degrees")
             p.add_argument("--distance", type=float, default=1.0, help="head distance, 0.7-1.4 (1 = as framed)")
             p.add_argument("--emotion", type=_emotion, default=("neutral", 1.0),
                            help="neutral, happy, sad, angry, surprised, optionally :WEIGHT (0-1)")
             p.add_argument("--motion-scale", type=float, default=1.0, help="head motion 0 (still) .. 2")
+            p.add_argument("--motion-model", default="default",
+                           help="default (learned from real talking video) | hand-tuned | weights from "
+                                "python -m tools.train_motion")
         if name == "generate":
             p.add_argument("--motion-out", help="also write the generated motion as JSON")
             p.add_argument("--lipsync", default="default", help="default | learned | acoustic")
@@ -89,7 +94,7 @@ def _stream(pipe, audio, args) -> int:
     chunks = paced_chunks(audio.samples, audio.sample_rate, chunk_s, realtime=args.realtime)
     stream = pipe.stream(args.image, chunks, audio.sample_rate, label=args.label, seed=args.seed, gaze=args.gaze,
                          distance=args.distance, emotion=emotion, emotion_weight=weight,
-                         motion_scale=args.motion_scale)
+                         motion_scale=args.motion_scale, motion_model=args.motion_model)
     out = pipe.write_stream(stream, audio, args.out)
     t = timing(stream, chunk_s)
     mode = "in real time" if args.realtime else "as fast as possible"
@@ -145,7 +150,7 @@ def cli(argv: list[str] | None = None) -> int:
             emotion, weight = args.emotion
             out = pipe.write(args.image, args.audio, args.out, label=args.label, seed=args.seed, gaze=args.gaze,
                              distance=args.distance, emotion=emotion, emotion_weight=weight,
-                             motion_scale=args.motion_scale)
+                             motion_scale=args.motion_scale, motion_model=args.motion_model)
             if args.motion_out:
                 out.motion.save(args.motion_out)
         else:

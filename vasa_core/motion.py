@@ -17,9 +17,12 @@ A `MotionSequence` holds one row of parameters per video frame (25 fps by defaul
     cheek_raise  [0, 1]   cheeks lift (as in a smile or on emphasis; 1 = a full Duchenne cheek raise)
     lid_tension  [-1, 1]  + narrows the eyelids (tension, squint), - widens them (surprise, raised brows)
 
-`MotionGenerator` makes everything but the mouth, frame by frame, from the voice's prosody (loudness,
-pitch) and seeded random processes. It is causal with a lookahead of `LOOKAHEAD` frames, so the same code
-serves whole files and live streams (`vasa_core.stream`); `generate_motion` runs it over a whole clip.
+A motion generator makes everything but the mouth, frame by frame, from the voice's prosody (loudness,
+pitch) and random draws keyed by the seed and the audio (`ContentKey`): by default the learned generator
+(`vasa_core.motion_model`, trained on real talking video by `tools.train_motion`), or the hand-tuned
+`MotionGenerator` (`motion_model='hand-tuned'`). Both are causal with a lookahead of `LOOKAHEAD` frames, so the
+same code serves whole files and live streams (`vasa_core.stream`); `make_generator` picks one and
+`generate_motion` runs it over a whole clip.
 """
 from __future__ import annotations
 
@@ -149,6 +152,14 @@ SPEAKING_HOLD_S = 0.7   # quiet this long (seconds) before the head starts to ca
 STEADY_S = 1.5   # the medium head sway's spread is held steady over windows of about this s.d. (seconds)
 
 
+# The one table of the controls' ranges (the CLI, the demo's sliders and MotionControls all read it):
+# gaze in degrees (x right, y up), distance 1 = as framed, weights and scales unitless
+CONTROL_RANGES = {"gaze_x": (-20.0, 20.0), "gaze_y": (-15.0, 15.0), "distance": (0.5, 2.0),
+                  "emotion_weight": (0.0, 1.0), "motion_scale": (0.0, 2.0)}
+CONTROL_NAMES = {"gaze_x": "gaze left/right", "gaze_y": "gaze down/up", "distance": "head distance",
+                 "emotion_weight": "emotion intensity", "motion_scale": "head motion"}
+
+
 @dataclass(frozen=True)
 class MotionControls:
     """What a user can steer. Each control changes only what it names.
@@ -171,20 +182,17 @@ class MotionControls:
     emotion_weight: float = 1.0
     motion_scale: float = 1.0
     seed_from_audio: bool = True
-    motion_model: str = "hand-tuned"
+    motion_model: str = "default"
 
     def __post_init__(self):
         if self.emotion not in EMOTIONS:
             raise MotionError(f"Unknown emotion '{self.emotion}'. Choose one of: {', '.join(EMOTIONS)}.")
-        if not 0.5 <= self.distance <= 2.0:
-            raise MotionError("distance must be between 0.5 and 2.0 (1 = as framed).")
-        if not 0.0 <= self.motion_scale <= 2.0:
-            raise MotionError("motion_scale must be between 0 and 2.")
-        if not 0.0 <= self.emotion_weight <= 1.0:
-            raise MotionError("emotion weight must be between 0 and 1.")
-        gx, gy = self.gaze
-        if not (abs(gx) <= 20 and abs(gy) <= 15):
-            raise MotionError("gaze must be within +-20 degrees horizontally and +-15 vertically.")
+        values = {"gaze_x": self.gaze[0], "gaze_y": self.gaze[1], "distance": self.distance,
+                  "emotion_weight": self.emotion_weight, "motion_scale": self.motion_scale}
+        for name, value in values.items():
+            lo, hi = CONTROL_RANGES[name]
+            if not lo <= value <= hi:      # NaN fails too
+                raise MotionError(f"The {CONTROL_NAMES[name]} must be between {lo:g} and {hi:g}.")
         if self.motion_model not in ("default", "hand-tuned") and not Path(self.motion_model).is_file():
             raise MotionError(f"Motion model not found: {self.motion_model} (use 'default', 'hand-tuned' or a "
                               "weights file from python -m tools.train_motion).")
@@ -693,7 +701,7 @@ def generate_motion(features: AudioFeatures, mouth: np.ndarray, fps: float = 25.
                     gaze: tuple[float, float] = (0.0, 0.0), distance: float = 1.0,
                     emotion: str = "neutral", emotion_weight: float = 1.0,
                     motion_scale: float = 1.0, seed_from_audio: bool = True,
-                    motion_model: str = "hand-tuned") -> MotionSequence:
+                    motion_model: str = "default") -> MotionSequence:
     """Full-face motion for a whole clip: mouth (T, 8) from a mouth model, the rest from `MotionGenerator`
     (see `MotionControls` for the controls)."""
     controls = MotionControls(seed=seed, gaze=tuple(gaze), distance=distance, emotion=emotion,

@@ -164,7 +164,7 @@ class TalkingFacePipeline:
     def motion(self, audio: Audio, seed: int = 0, gaze: tuple[float, float] = (0.0, 0.0),
                distance: float = 1.0, emotion: str = "neutral", emotion_weight: float = 1.0,
                motion_scale: float = 1.0, seed_from_audio: bool = True,
-               motion_model: str = "hand-tuned") -> MotionSequence:
+               motion_model: str = "default") -> MotionSequence:
         """Generate the per-frame motion for an audio clip (deterministic for a given seed).
 
         The audio goes through the same `MotionStream` as a live stream, 10 s at a time, so offline and
