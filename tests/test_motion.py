@@ -405,6 +405,7 @@ def test_shipped_motion_model_loads(tmp_path):
         MotionControls(motion_model=str(tmp_path / "missing.npz"))
 
 
+@pytest.mark.slow
 def test_train_motion_on_a_tiny_video(tmp_path, astronaut, default_audio):
     """`python -m tools.train_motion --videos DIR` on a 6-s video the test makes (a face that nods and turns,
     with speech) writes weights the generator runs with."""
