@@ -409,6 +409,34 @@ def test_closed_eyes_show_lid_skin_not_a_dark_slit(which, hopper_renderer, hoppe
     assert np.mean(shares) < 0.2, shares
 
 
+@pytest.mark.parametrize("which", ["hopper", "astronaut"])
+def test_closed_lid_texture_stays_between_the_eye_corners(which, hopper_renderer, astronaut_portrait):
+    """The closed-lid texture changes nothing beyond the eye's corners: at a full blink, the frame with the lid
+    texture and the frame with the plain source in its place agree (p99 difference < 2 grey levels) in the
+    skin up to 0.3 eye widths outside each corner. The former texture stretched and smoothed the skin there
+    too, up to the edges of its box, which left a rectangular seam beside each closed eye (p99 20-29 grey
+    levels on these two portraits, 7-39 on four research portraits; 0 now)."""
+    r = hopper_renderer if which == "hopper" else Renderer(astronaut_portrait, device="cpu")
+    f = {"blink_l": 1.0, "blink_r": 1.0}
+    shut = r.render(f).astype(float)
+    lids = r.lids
+    try:
+        r.lids = [(box, r.source[box[1]:box[3], box[0]:box[2]].astype(np.float32)) for box, _ in lids]
+        plain = r.render(f).astype(float)
+    finally:
+        r.lids = lids
+    lm = r.landmarks(f)
+    xs = np.arange(shut.shape[1])
+    for upper, lower in ((EYE_R_UPPER, EYE_R_LOWER), (EYE_L_UPPER, EYE_L_LOWER)):
+        pts = lm[upper + lower, :2]
+        xl, xr = pts[:, 0].min(), pts[:, 0].max()
+        w = xr - xl
+        y0, y1 = int(pts[:, 1].min() - 0.5 * w), int(pts[:, 1].max() + 0.3 * w)
+        beyond = ((xs < xl - 1) & (xs > xl - 0.3 * w)) | ((xs > xr + 1) & (xs < xr + 0.3 * w))
+        assert np.percentile(np.abs(shut - plain)[y0:y1][:, beyond].max(-1), 99) < 2.0
+    assert np.abs(shut - plain).max() > 20          # (the texture does close the eye between the corners)
+
+
 def test_mesh_triangulation_is_delaunay(hopper_renderer):
     """The mesh's OpenCV triangulation (no scipy import at start-up) is qhull's Delaunay triangulation: the same
     triangles on points in general position (and a repeated point) and on the portrait's mesh points, where

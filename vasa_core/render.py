@@ -32,7 +32,7 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, IRIS_
 
 # bump with any change to the pixels the renderer draws: the detector's shipped weights record the version
 # they were trained on, and tests/test_detector.py fails until `python -m tools.evals.train` re-trains them
-RENDERER_VERSION = "2026-12-07.5"
+RENDERER_VERSION = "2026-12-07.6"
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
 # turning towards the camera (degrees of relative yaw allowed, by the portrait's own |yaw|): measured by eye on
@@ -199,6 +199,12 @@ class Renderer:
         stop = bottom[None] + 2.5
         stretched = start + (yy - start) * skin / np.maximum(stop - start, 1e-3)
         inside = np.clip((yy - start) / 1.0, 0, 1) * np.clip((stop - yy) / 3.0, 0, 1)
+        # ... between the eye's corners only, fading out over the last 15% of its width on each side: beyond
+        # the corners the lid lines are clamped, so the stretch and the smoothing below ran on to the edges of
+        # the box and left a rectangular seam there (visible at 3x on every closed eye)
+        u = (xs - x0) / max(x1 - x0, 1.0)
+        across = np.clip(np.minimum(u, 1.0 - u) / 0.15, 0.0, 1.0)
+        inside = inside * (across * across * (3.0 - 2.0 * across))[None].astype(np.float32)
         map_y = (yy + inside * (stretched - yy) - by0).astype(np.float32)
         map_x = np.broadcast_to(np.arange(bx1 - bx0, dtype=np.float32)[None], map_y.shape).copy()
         closed = cv2.remap(patch, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
