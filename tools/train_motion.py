@@ -52,8 +52,8 @@ MIRROR = np.array([-1.0 if n in ("yaw", "roll", "tx", "gaze_x") else 1.0 for n i
 
 def rig_units() -> dict:
     """How the reference face rig's measures respond to its parameters: brow height per IOD at brow_raise
-    +1 / -1, lid opening per IOD at lid_tension +1 / -1 (changes from neutral), and the IOD as a fraction of
-    the output side."""
+    +1 / -1, lid opening per IOD at lid_tension +1 / -1 and at brow_raise +1 / -1 (changes from neutral), and
+    the IOD as a fraction of the output side."""
     from tools.stats import _reference_rig, face_measures
     from vasa_core.face import deform
     rig = _reference_rig()
@@ -61,9 +61,15 @@ def rig_units() -> dict:
     def m(**f):
         return face_measures(deform(rig, f))
     base = m()
-    return {"brow_up": m(brow_raise=1.0)["brow"] - base["brow"], "brow_down": base["brow"] - m(brow_raise=-1.0)["brow"],
+    up, down = m(brow_raise=1.0), m(brow_raise=-1.0)
+    return {"brow_up": up["brow"] - base["brow"], "brow_down": base["brow"] - down["brow"],
             "lid_narrow": base["lid"] - m(lid_tension=1.0)["lid"], "lid_widen": m(lid_tension=-1.0)["lid"] - base["lid"],
+            "lid_per_brow_up": up["lid"] - base["lid"], "lid_per_brow_down": down["lid"] - base["lid"],
             "iod_frac": float(rig.iod) / 256.0, "gaze_gain": GAZE_GAIN}
+
+
+def _rms(a: float, b: float) -> float:
+    return float(np.sqrt((a * a + b * b) / 2))
 
 
 def _interp_nan(x: np.ndarray) -> np.ndarray:
@@ -87,11 +93,19 @@ def to_state(track: np.ndarray, names: tuple, units: dict) -> tuple[np.ndarray, 
     x[:, 4] = col["ty"] * units["iod_frac"]
     x[:, 5] = col["scale"] - 1.0
     b = col["brow"] - np.nanmedian(col["brow"])
-    x[:, 6] = np.where(b > 0, b / units["brow_up"], b / units["brow_down"])
+    # one slope per parameter, the RMS of the rig's response either way: the generated state is symmetric, so
+    # a real excursion must map to the units that give back its size on average (with the two one-sided slopes,
+    # real lid widening, 2.5x weaker per unit on the rig, became large lid_tension that the rig then drew as
+    # narrowing too: held-out lid std 2.16 x100 IOD against the speakers' 1.16)
+    x[:, 6] = b / _rms(units["brow_up"], units["brow_down"])
     closed = np.convolve(np.nan_to_num(blink), np.ones(3), mode="same") > 0      # a blink and a frame either side
     lid = np.where(closed, np.nan, col["lid"])
+    # the rig's brows move its lid landmarks too: that part of the real lids' motion is left to the brows
+    bs = x[:, 6]
+    from_brows = np.where(bs > 0, bs * units["lid_per_brow_up"], -bs * units["lid_per_brow_down"])
+    lid = lid - from_brows
     lid = lid - np.nanmedian(lid)
-    x[:, 7] = np.where(lid < 0, -lid / units["lid_narrow"], -lid / units["lid_widen"])
+    x[:, 7] = -lid / _rms(units["lid_narrow"], units["lid_widen"])
     x[:, 7] = np.where(ok, _interp_nan(x[:, 7]), np.nan)
     x[:, 8] = units["gaze_gain"] * (col["gaze_x"] - np.nanmedian(col["gaze_x"]))
     x[:, 9] = units["gaze_gain"] * (col["gaze_y"] - np.nanmedian(col["gaze_y"]))
