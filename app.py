@@ -21,12 +21,10 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
-import contextvars
 import hashlib
 import logging
 import math
 import os
-import queue
 import tempfile
 import threading
 import time
@@ -56,18 +54,18 @@ CACHE_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 import gradio as gr  # noqa: E402
 import matplotlib  # noqa: E402
-import numpy as np  # noqa: E402
 
 from safety.audit import AuditLog  # noqa: E402
 from safety.consent import CONSENT_CHOICES, CONSENT_PUBLIC_DOMAIN, EXAMPLE_NAME  # noqa: E402
 from safety.gate import check_request  # noqa: E402
 from serving.guard import last_refusal, remember_refusal  # noqa: E402
 from serving.limits import HostLimits, JobTimeout, run_with_timeout  # noqa: E402
+from serving.live import LiveSession  # noqa: E402
 from serving.uploads import MSG_UPLOAD_EXPIRED, UploadLedger  # noqa: E402
 from serving.widgets import Choice, IntChoice, RawAudio, RawImage, RawNumber, RawSlider, RawVideo  # noqa: E402
 from safety.publish import build_pipeline  # noqa: E402
 from vasa_core import ASSETS, InputError, TalkingFacePipeline, __version__  # noqa: E402
-from vasa_core.motion import EMOTIONS  # noqa: E402
+from vasa_core.motion import CONTROL_NAMES, CONTROL_RANGES, EMOTIONS  # noqa: E402
 from vasa_core.audio import Audio  # noqa: E402
 from vasa_core.pipeline import OUTPUT_SAMPLE_RATE  # noqa: E402
 
@@ -135,11 +133,13 @@ def _controls(size, seed, gaze_x, gaze_y, distance, emotion, emotion_weight, mot
         raise refuse(f"The output size must be one of {', '.join(map(str, SIZES))} pixels.")
     if emotion not in EMOTIONS:
         raise refuse(f"The emotion must be one of: {', '.join(EMOTIONS)}.")
+    def checked(value, name: str) -> float:
+        return _number(value, CONTROL_NAMES[name], *CONTROL_RANGES[name])
     return int(size), dict(seed=int(_number(seed, "seed", 0, 2 ** 31 - 1)),
-                           gaze=(_number(gaze_x, "gaze left/right", -20, 20), _number(gaze_y, "gaze down/up", -15, 15)),
-                           distance=_number(distance, "head distance", 0.5, 2.0), emotion=emotion,
-                           emotion_weight=_number(emotion_weight, "emotion intensity", 0, 1),
-                           motion_scale=_number(motion_scale, "head motion", 0, 2))
+                           gaze=(checked(gaze_x, "gaze_x"), checked(gaze_y, "gaze_y")),
+                           distance=checked(distance, "distance"), emotion=emotion,
+                           emotion_weight=checked(emotion_weight, "emotion_weight"),
+                           motion_scale=checked(motion_scale, "motion_scale"))
 
 
 def _face_index(face_index) -> int | None:
@@ -205,17 +205,6 @@ def _finish(request_id: str, outcome: str, detail: str | None = None) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ Generate
-_SPEED = {256: 120.0, 384: 80.0, 512: 50.0, 768: 25.0, 1024: 14.0}     # frames/s guesses, updated as jobs run
-
-
-def _ticker(progress, start: float, frac0: float, frac1: float, seconds: float, stop: threading.Event) -> None:
-    """Move the progress bar from frac0 to frac1 over an estimated `seconds`, with the time left."""
-    while not stop.wait(0.5):
-        done = min(0.97, (time.perf_counter() - start) / max(seconds, 0.1))
-        left = max(0.0, seconds - (time.perf_counter() - start))
-        progress(frac0 + (frac1 - frac0) * done, desc=f"Rendering, watermarking, signing (about {left:.0f} s left)")
-
-
 def generate(image, audio, consent, name, selfie, face_index, size, seed, gaze_x, gaze_y, distance, emotion,
              emotion_weight, motion_scale, progress=gr.Progress(), request: gr.Request = None):
     """Generate tab: gate (validation, consent, likeness), then portrait + audio + controls -> video.
@@ -272,30 +261,16 @@ def _generate_checked(image, audio, consent, name, selfie, face_index, size, see
 
 
 def _generate(decision, size: int, controls: dict, progress):
+    """The gate's decision -> a signed MP4: one pipeline call, on the gate's decoded pixels, samples and face
+    (nothing is decoded or detected again); the pipeline reports its progress, with the time left."""
     t0 = time.perf_counter()
-    face_box = decision.face     # the face the gate found and screened, handed on (found once per request)
-    rgb = decision.image.rgb                     # the validated, re-encoded pixels: nothing else is used
     pipe = pipeline(size)
-    progress(0.1, desc="Analysing the portrait")
-    pipe.prepare(rgb, face_box)
     clip = Audio(decision.audio.samples, decision.audio.sample_rate)   # the gate's one decode, at the output rate
-    progress(0.3, desc="Generating motion from the voice")
-    motion = pipe.motion(clip, **controls)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    start, stop = time.perf_counter(), threading.Event()
-    eta = len(motion) / _SPEED.get(size, 50.0)
-    progress(0.4, desc=f"Rendering, watermarking, signing (about {eta:.0f} s left)")
-    ctx = contextvars.copy_context()                 # Gradio finds the event's progress bar in the context
-    tick = threading.Thread(target=ctx.run, args=(_ticker, progress, start, 0.4, 0.98, eta, stop), daemon=True)
-    tick.start()
-    try:
-        out = pipe.write(rgb, clip, OUT_DIR / f"talking_{uuid.uuid4().hex[:12]}.mp4", motion=motion,
-                         face_box=face_box, request_id=decision.request_id, label=LABEL)
-    finally:
-        stop.set()
-    took = time.perf_counter() - start
-    _SPEED[size] = 0.5 * _SPEED.get(size, 50.0) + 0.5 * len(motion) / max(took, 1e-3)
-    return out, len(motion), clip, time.perf_counter() - t0, pipe.mouth.name
+    out = pipe.write(decision.image.rgb, clip, OUT_DIR / f"talking_{uuid.uuid4().hex[:12]}.mp4",
+                     face_box=decision.face, request_id=decision.request_id, label=LABEL,
+                     progress=lambda fraction, what: progress(fraction, desc=what), **controls)
+    return out, len(out.motion), clip, time.perf_counter() - t0, pipe.mouth.name
 
 
 # ------------------------------------------------------------------------------------------------ faces
@@ -483,87 +458,6 @@ def detector_report():
 
 
 # ------------------------------------------------------------------------------------------------ Live
-class LiveSession:
-    """One live stream: microphone chunks in (any rate), watermarked frames out on a worker thread.
-
-    The latency shown is, for the newest frame, the time from the arrival of the audio it shows (frame i shows
-    audio time i/25 s) to the frame being ready on the server (the browser adds its own delay on top)."""
-
-    def __init__(self, pipe: TalkingFacePipeline, rgb: np.ndarray, face_box, request_id: str, controls: dict,
-                 max_seconds: float):
-        self.pipe, self.rgb, self.face_box, self.request_id = pipe, rgb, face_box, request_id
-        self.controls, self.max_seconds = controls, max_seconds
-        self.chunks: queue.Queue = queue.Queue()
-        self.rate: int | None = None
-        self.received = 0                          # samples
-        self.arrivals: list[tuple[int, float]] = []  # (samples received so far, perf_counter) per chunk
-        self.latest: np.ndarray | None = None
-        self.latency_ms: list[float] = []
-        self.frames = 0
-        self.payload: str | None = None
-        self.error: str | None = None
-        self.thread: threading.Thread | None = None
-        self.started = self.last_seen = time.perf_counter()
-
-    def push(self, rate: int, samples: np.ndarray) -> None:
-        x = np.asarray(samples)
-        if x.dtype.kind in "iu":
-            x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
-        x = x.astype(np.float32)
-        if x.ndim == 2:
-            x = x.mean(axis=1)
-        if self.rate is None:
-            self.rate = int(rate)
-            self.thread = threading.Thread(target=self._run, name="vasa-live", daemon=True)
-            self.thread.start()
-        self.received += len(x)
-        self.last_seen = time.perf_counter()
-        self.arrivals.append((self.received, self.last_seen))
-        self.chunks.put(x)
-
-    @property
-    def seconds(self) -> float:
-        return self.received / self.rate if self.rate else 0.0
-
-    def _audio(self):
-        while True:
-            x = self.chunks.get()
-            if x is None:
-                return
-            yield x
-
-    def _run(self) -> None:
-        from safety.watermark import payload_hex
-        try:
-            stream = self.pipe.stream(self.rgb, self._audio(), sample_rate=self.rate, face_box=self.face_box,
-                                      label=LABEL, **self.controls)
-            self.payload = payload_hex(stream.payload)
-            AuditLog().update(self.request_id, watermark_payload=self.payload)
-            for i, frame in enumerate(stream):
-                need = (i / stream.fps) * self.rate
-                arrived = next((t for n, t in self.arrivals if n >= need), None)
-                if arrived is not None:
-                    self.latency_ms.append(1000 * (time.perf_counter() - arrived))
-                self.latest, self.frames = frame, i + 1
-        except Exception as exc:
-            log.exception("live stream failed")
-            self.error = str(exc) if isinstance(exc, InputError) else "The live stream stopped because of an error."
-
-    def close(self) -> None:
-        self.chunks.put(None)
-        if self.thread is not None:
-            self.thread.join(timeout=10)
-
-    def status(self) -> str:
-        if self.error:
-            return self.error
-        if not self.latency_ms:
-            return "Listening... speak into the microphone."
-        recent = sorted(self.latency_ms[-25:])
-        return (f"Live: {self.frames} frames, {self.seconds:.1f} s of audio; delay from your voice to its frame: "
-                f"{recent[len(recent) // 2]:.0f} ms (median of the last second); watermark id {self.payload}.")
-
-
 _LIVE: dict[str, LiveSession] = {}
 
 
@@ -602,7 +496,8 @@ def _live_start(image, consent, name, size, seed, gaze_x, gaze_y, distance, emot
         raise refuse("Two live sessions are running already, the most this demo allows; please try again soon.")
     pipe = pipeline(size)
     pipe.prepare(decision.image.rgb, face_box)
-    _LIVE[key] = LiveSession(pipe, decision.image.rgb, face_box, decision.request_id, controls, MAX_AUDIO_S)
+    _LIVE[key] = LiveSession(pipe, decision.image.rgb, face_box, decision.request_id, controls, MAX_AUDIO_S,
+                             label=LABEL, audit=AuditLog())
     return ("Safety check passed. Press record and speak: the portrait answers while you talk "
             f"(at most {MAX_AUDIO_S:g} s).")
 
@@ -706,12 +601,15 @@ def build_demo() -> gr.Blocks:
                         size = IntChoice(SIZES, value=min(512, SIZES[-1]), label="Output size (pixels)",
                                          elem_id="size")
                         seed = RawNumber(value=0, precision=0, label="Seed (same seed, same motion)")
-                        gaze_x = RawSlider(-20, 20, value=0, step=1, label="Gaze left/right (degrees)")
-                        gaze_y = RawSlider(-15, 15, value=0, step=1, label="Gaze down/up (degrees)")
-                        distance = RawSlider(0.7, 1.4, value=1.0, step=0.05, label="Head distance (1 = as framed)")
+                        gaze_x = RawSlider(*CONTROL_RANGES["gaze_x"], value=0, step=1, label="Gaze left/right (degrees)")
+                        gaze_y = RawSlider(*CONTROL_RANGES["gaze_y"], value=0, step=1, label="Gaze down/up (degrees)")
+                        distance = RawSlider(*CONTROL_RANGES["distance"], value=1.0, step=0.05,
+                                             label="Head distance (1 = as framed)")
                         emotion = Choice(list(EMOTIONS), value="neutral", label="Emotion")
-                        emotion_weight = RawSlider(0, 1, value=0.6, step=0.05, label="Emotion intensity")
-                        motion_scale = RawSlider(0, 2, value=1.0, step=0.1, label="Head motion (0 = still)")
+                        emotion_weight = RawSlider(*CONTROL_RANGES["emotion_weight"], value=0.6, step=0.05,
+                                                   label="Emotion intensity")
+                        motion_scale = RawSlider(*CONTROL_RANGES["motion_scale"], value=1.0, step=0.1,
+                                                 label="Head motion (0 = still)")
                     button = gr.Button("Generate", variant="primary", elem_id="generate")
                 with gr.Column():
                     video = gr.Video(label="Result", autoplay=True, elem_id="result")

@@ -44,9 +44,15 @@ def test_one_generate_request_decodes_once_and_finds_the_face_once(monkeypatch, 
     assert decision.face is not None and decision.face.points is not None
     pipe = build_pipeline(size=256, device="cpu", audit_path=tmp_path / "a.db")
     clip = Audio(decision.audio.samples, decision.audio.sample_rate)
+    seen: list[tuple[float, str]] = []
     out = pipe.write(decision.image.rgb, clip, tmp_path / "o.mp4", face_box=decision.face,
-                     request_id=decision.request_id)
+                     request_id=decision.request_id, progress=lambda fraction, what: seen.append((fraction, what)))
     assert out.path.stat().st_size > 0
+    # one call, the progress reported by the pipeline itself: stages in order, then frames, never backwards
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and 0 < fractions[0] and fractions[-1] > 0.9
+    assert [w for _, w in seen[:2]] == ["Analysing the portrait", "Generating motion from the voice"]
+    assert f"of {len(out.motion)}" in seen[-1][1] and "s left" in seen[-1][1]
     assert counts == Counter({"image decodes": 1, "audio decodes": 1, "face detections": 1}), counts
 
 

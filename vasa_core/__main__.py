@@ -2,7 +2,7 @@
 
   generate --image IMG --audio AUDIO --out OUT.mp4 [--size 512] [--fps 25] [--seed N] [--motion-out M.json]
            [--motion-model default|hand-tuned|W.npz]
-           [--gaze X,Y] [--distance D] [--emotion NAME[:W]] [--motion-scale S] [--lipsync default|acoustic]
+           [--gaze X,Y] [--distance D] [--emotion NAME[:W]] [--motion-scale S] [--lipsync default|learned|acoustic]
   stream   --image IMG --audio AUDIO --out OUT.mp4 [--realtime] [--chunk-ms 40] [controls as for generate]
            (feeds the audio in chunks, at wall-clock speed with --realtime, as a live source would)
   render   --image IMG --audio AUDIO --motion MOTION.json --out OUT.mp4 [--size 512] [--fps 25]
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", type=int, default=0,
                            help="picks one of many motions for this audio (motion also follows the audio itself)")
             p.add_argument("--gaze", type=_pair, default=(0.0, 0.0), help="main gaze direction X,Y in degrees")
-            p.add_argument("--distance", type=float, default=1.0, help="head distance, 0.7-1.4 (1 = as framed)")
+            p.add_argument("--distance", type=float, default=1.0, help="head distance, 0.5-2 (1 = as framed; motion.CONTROL_RANGES)")
             p.add_argument("--emotion", type=_emotion, default=("neutral", 1.0),
                            help="neutral, happy, sad, angry, surprised, optionally :WEIGHT (0-1)")
             p.add_argument("--motion-scale", type=float, default=1.0, help="head motion 0 (still) .. 2")
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "python -m tools.train_motion")
         if name == "generate":
             p.add_argument("--motion-out", help="also write the generated motion as JSON")
-            p.add_argument("--lipsync", default="default", help="default | learned | acoustic")
+            p.add_argument("--lipsync", default="default", help="default (Whisper features; live streams use learned) | learned | acoustic")
         if name == "render":
             p.add_argument("--motion", required=True, help="motion JSON (see vasa_core.motion)")
     s = sub.add_parser("sheet", help="contact sheet of a video")

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -49,6 +50,7 @@ class Publisher(Protocol):
     def record(self, request_id: str, payload_hex: str, output_sha256: str) -> None: ...
 
 OUTPUT_SAMPLE_RATE = 48_000   # Hz, audio in the written MP4
+PROGRESS_EVERY = 10          # frames between two progress reports of `write`
 MOTION_PIECE_S = 10.0         # seconds of audio fed at a time when a whole file is turned into motion
 
 
@@ -282,7 +284,8 @@ class TalkingFacePipeline:
             yield self.marker.label(frame) if label else frame
 
     def write(self, image, audio, out_path: str | Path, motion: MotionSequence | None = None, *,
-              face_box=None, request_id: str | None = None, label: bool = False, **controls) -> Output:
+              face_box=None, request_id: str | None = None, label: bool = False,
+              progress: Callable[[float, str], None] | None = None, **controls) -> Output:
         """Generate and stream straight into a signed MP4 (H.264 + AAC); memory stays flat with length.
 
         audio: a file (path or bytes; decoded a second at a time, never whole, in two passes: motion, then
@@ -291,21 +294,28 @@ class TalkingFacePipeline:
         Every frame carries the invisible watermark (and, with `label`, a visible "AI-generated" corner
         label); the file is signed with a C2PA manifest whose soft binding is the watermark payload; the
         audit log records the payload and the file's hash under `request_id` (a new record when None).
+        progress: called as progress(fraction 0..1, what is happening) at each stage and every few frames
+        (the demo's progress bar; the time left is measured on this clip's own frames).
         """
+        report = progress or (lambda fraction, what: None)
         check_audio_source(audio)                             # fail fast on a missing/undecodable audio file
         controls = MotionControls(**controls)                 # ... and on a bad control
+        report(0.05, "Analysing the portrait")
         portrait, renderer = self.prepare(image, face_box)    # ... and on a bad portrait, before the audio
         if request_id is None:                                # the audit record starts before any encoding
             request_id = self.publisher.start(reason=API_REASON, **_input_digests(image, audio))
         rate = audio.sample_rate if isinstance(audio, Audio) else OUTPUT_SAMPLE_RATE
         # pass 1 over the audio: checks, hash, and the motion (computed in one tight loop: interleaving the
         # lip-sync network with rendering costs a third of the speed on two cores, threads contending)
+        report(0.15, "Generating motion from the voice")
         made, info = self._first_pass(audio, rate, controls if motion is None else None)
         motion = self._fit(motion if motion is not None else made, info.duration)
         payload = self.marker.new_payload()
         marker = self.marker.embedder(payload, self.size, self.size)
 
         # pass 2: the soundtrack and the frames, level with each other, into the encoder
+        start = time.perf_counter()
+
         def produce(writer: VideoWriter) -> None:
             done = 0
             for piece in itertools.chain(self._pieces(audio, rate, 1.0), [None]):
@@ -315,6 +325,10 @@ class TalkingFacePipeline:
                 for i in range(done, upto):
                     frame = marker.embed(renderer.render(motion.values[i]), i)
                     writer.write(self.marker.label(frame) if label else frame)
+                    if progress is not None and i % PROGRESS_EVERY == 0 and i:
+                        left = (time.perf_counter() - start) / i * (len(motion) - i)
+                        report(0.3 + 0.68 * i / len(motion), f"Rendering, watermarking, signing: frame {i} of "
+                                                            f"{len(motion)} (about {left:.0f} s left)")
                 done = max(done, upto)
 
         out = self._publish(produce, rate, info.sha256, Path(out_path), payload, portrait.key, request_id)
