@@ -226,3 +226,19 @@ def test_evaluated_whisper_mouth_equals_the_rendered_one(mouth, default_audio, r
     shipped = rows[:, [PARAMS.index(k) for k in MOUTH_PARAMS]]
     assert shipped.shape == predicted.shape and np.abs(shipped - predicted).max() < 1e-4
     assert shipped[:, JAW].max() > 0.3
+
+
+def test_bad_audio_gives_a_calm_or_plausible_mouth(mouth, default_audio):
+    """Loud white noise keeps the mouth nearly shut and still; 8-kHz phone audio and hard clipping of speech
+    still open and close it about as the clean speech does."""
+    from vasa_core.audio import load_audio, resample_samples
+    n = 16000 * 6
+    speech = load_audio(default_audio).samples[:n]
+    jaw = lambda x: mouth.predict(x, 16000, 25, 150)[:, JAW]
+    noise = jaw(np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.1)
+    assert np.percentile(noise, 95) < 0.1 and np.abs(np.diff(noise)).mean() < 0.015
+    clean = jaw(speech)
+    for x in (resample_samples(resample_samples(speech, 16000, 8000), 8000, 16000)[:n],
+              np.clip(speech * 8, -1, 1).astype(np.float32)):
+        y = jaw(x)
+        assert np.corrcoef(y, clean)[0, 1] > 0.7 and 0.6 < np.percentile(y, 95) / np.percentile(clean, 95) < 1.5

@@ -331,7 +331,9 @@ def speaker_of(name: str) -> str:
     stem = Path(name).stem
     same = {"rizkiarm__LipNet__id2_vcd_swwp2s": "grid_pwij3p",   # the same GRID speaker (README)
             "Hangz-nju-cuhk__Talking-Face_PC-AVS__Pose_Source_517600055": "vox_00002",
-            "Hangz-nju-cuhk__Talking-Face_PC-AVS__Pose_Source_741400163": "vox_741400104"}
+            "Hangz-nju-cuhk__Talking-Face_PC-AVS__Pose_Source_741400163": "vox_741400104",
+            # the same 15-s clip under two names (every score of the two is identical)
+            "SkyworkAI__SkyReels-A1__assets_driving_video_6": "liveportrait__d10"}
     if stem in same:
         return same[stem]
     if "GRID_" in stem:
