@@ -10,9 +10,11 @@ Design (measured in docs/watermark.md, reproduced by `python -m tools.evals.wate
 * A quarter of the chips carry a fixed key-only +-1 "sync" sequence; the others carry the payload:
   32-bit id + CRC-16, convolutionally encoded (K=7, rate 1/3, soft-decision Viterbi), each of the 162 coded
   bits spread over ~76 chips with pseudo-random signs.
-* Every frame carries the same pattern (the payload is constant for a clip), scaled by a texture mask (faint on
-  perfectly flat areas, stronger on texture) whose energy is capped per frame at TARGET_PSNR. Embedding is a
-  quarter-resolution mask plus one multiply-add per pixel; the pattern is precomputed once per clip.
+* Every frame carries the same pattern (the payload is constant for a clip), scaled by a perceptual mask: the
+  luma's fine detail measured at half resolution over ~3 px (so the mark does not spill from an edge into the
+  flat skin beside it), mapped to an amplitude that stays near A_FLAT on smooth skin and grows steeply on
+  texture, with the texture part scaled down when a frame's energy would exceed TARGET_PSNR. Embedding is a
+  half-resolution mask plus one multiply-add per pixel; the pattern is precomputed once per clip.
 * The detector sums whitened (locally normalised high-pass) luma over all frames it gets (so frame-rate changes
   and any segment work), then, for each candidate scale, folds the sum onto the torus and computes a
   normalised sync correlation z for every offset. Given a host independent of the key, z for one hypothesis
@@ -48,11 +50,16 @@ GRID = 128                 # chips per frame height (and per torus period)
 CANON = 512                # canonical torus size in pixels (chip = CANON / GRID = 4 px)
 SYNC_FRACTION = 0.25       # share of chips that carry the sync sequence
 PATTERN_HP_SIGMA = 4.0     # canonical px: the pattern's content below ~1/16 cycle/px is removed (less visible)
-# embedding strength (luma levels): amplitude = clip(A_FLAT + A_GAIN * local texture, A_FLAT, A_MAX)
-A_FLAT = 0.6
-A_GAIN = 1.0
-A_MAX = 5.0
-TARGET_PSNR = 38.6         # per-frame cap: the mask is scaled down when its energy would exceed this
+# embedding strength (luma levels) from the local fine detail t (grey levels, see `_texture_mask`):
+# amplitude = A_FLAT + A_LOW * min(t, T_KNEE) + A_GAIN * max(t - T_KNEE, 0), at most A_MAX. Below the knee
+# (smooth skin, walls, cartoon shading) the mark stays at 0.8-2.3 grey levels; above it (hair, fabric, edges,
+# pores) it grows 4 levels per level of detail. Measured in docs/watermark.md ("Visibility").
+A_FLAT = 0.8
+A_LOW = 1.5
+T_KNEE = 1.0
+A_GAIN = 4.0
+A_MAX = 16.0
+TARGET_PSNR = 38.6         # per-frame cap: the texture part of the mask is scaled down when its energy would exceed this
 # detector
 SCALES = tuple(round(1.0 - 0.025 * i, 3) for i in range(10))   # visible fraction of the original height
 Z_THRESHOLD = 6.5          # global search over all scales and offsets
@@ -283,22 +290,31 @@ def _canonical_pattern(payload: int, key: bytes) -> np.ndarray:
     return (p / np.sqrt(np.mean(p * p))).astype(np.float32)
 
 
-def _texture_mask(y_small: np.ndarray) -> np.ndarray:
-    """Embedding amplitude (luma levels) from a quarter-resolution luma image."""
-    hp = y_small - cv2.GaussianBlur(y_small, (0, 0), 1.0)
-    tex = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 2.0))
-    amp = np.clip(A_FLAT + A_GAIN * tex, A_FLAT, A_MAX)
-    mse = float(np.mean(amp * amp))
-    if mse > _TARGET_MSE:
-        amp *= np.float32(np.sqrt(_TARGET_MSE / mse))
-    return amp
+def _texture_mask(y_half: np.ndarray) -> np.ndarray:
+    """Embedding amplitude (luma levels, float32) from a half-resolution luma image (float32), same shape.
+
+    t = RMS of the luma minus its blur (sigma 1 half-res px = 2 px) over a Gaussian window of sigma 1.5 half-res
+    px (3 px): the mark only spreads ~3 px from an edge into the flat skin beside it (the former mask measured
+    at quarter resolution over ~8 px, which lit up the skin around every eye, lip and spectacle frame). The
+    amplitude follows the A_FLAT / A_LOW / T_KNEE / A_GAIN / A_MAX curve; when the frame's mean squared
+    amplitude would exceed the TARGET_PSNR budget, only the part above A_FLAT is scaled down (smooth areas keep
+    their faint mark, the texture gives way)."""
+    hp = y_half - cv2.GaussianBlur(y_half, (0, 0), 1.0)
+    tex = np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 1.5))
+    extra = np.minimum(A_LOW * np.minimum(tex, T_KNEE) + A_GAIN * np.maximum(tex - T_KNEE, 0.0), A_MAX - A_FLAT)
+    # mean((A_FLAT + k * extra)^2) <= _TARGET_MSE: the largest k <= 1 (a quadratic in k)
+    e1, e2 = float(np.mean(extra)), float(np.mean(extra * extra))
+    if A_FLAT ** 2 + 2 * A_FLAT * e1 + e2 > _TARGET_MSE and e2 > 0:
+        k = (-A_FLAT * e1 + np.sqrt((A_FLAT * e1) ** 2 - e2 * (A_FLAT ** 2 - _TARGET_MSE))) / e2
+        extra *= np.float32(max(0.0, k))
+    return (A_FLAT + extra).astype(np.float32)
 
 
 class Watermarker:
     """Embeds one payload into every frame of a clip of a fixed size.
 
-    The pattern is built once here (~15-50 ms); `embed` costs one quarter-resolution texture mask and one
-    multiply-add per pixel (~1.5 ms at 512x512 on the 2-core dev machine, budget 10 ms). `embed` holds no
+    The pattern is built once here (~15-50 ms); `embed` costs one half-resolution texture mask and one
+    multiply-add per pixel (~1-2 ms at 512x512 on the 2-core dev machine, budget 10 ms). `embed` holds no
     mutable state, so it is safe to call from a writer thread (or several).
     """
 
@@ -322,8 +338,8 @@ class Watermarker:
                              % (self.height, self.width, frame.shape, frame.dtype))
         h, w = self.height, self.width
         y = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        small = cv2.resize(y, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA).astype(np.float32)
-        amp = cv2.resize(_texture_mask(small), (w, h), interpolation=cv2.INTER_LINEAR)
+        half = cv2.resize(y, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA).astype(np.float32)
+        amp = cv2.resize(_texture_mask(half), (w, h), interpolation=cv2.INTER_LINEAR)
         delta = cv2.multiply(amp, self._pattern)
         d16 = np.rint(delta).astype(np.int16)
         out = cv2.add(frame.astype(np.int16), cv2.merge([d16, d16, d16]))
