@@ -14,7 +14,8 @@ frame), which at 25 fps gives exactly the readout of 25-fps pooled features at +
 From heads to the face rig's parameters (the rig moves the inner-lip gap 0.43 inter-ocular distances (IOD) per
 unit of jaw_open and the mouth width 0.165 IOD per unit of lip_stretch, 0.15 per unit of lip_funnel):
   jaw_open       = open_gain * (open - open_closed), clipped to [0, 1] (calibrated so the rig's gap range
-                   p95 - p5 matches the real speakers' median range)
+                   p95 - p5 matches the real speakers' median range, times a render gain of 1.6: the rendered
+                   video's tracked gap is about half the rig's, measured with `evaluate --real`)
   lower_lip_drop = 0.3 * jaw_open (lower teeth show on open vowels)
   lip_stretch / lip_funnel = width_gain * width where positive / negative (spread vs rounded)
   lip_press      = PRESS_MAX * (1 - jaw_open / PRESS_BELOW) while speech is heard and the jaw is nearly shut
