@@ -81,9 +81,8 @@ def track_frames(path: str | Path, max_side: int = 640) -> tuple[np.ndarray, np.
     face."""
     import av
     import cv2
-    import mediapipe as mp
-    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                                           min_detection_confidence=0.4, min_tracking_confidence=0.4)
+    from vasa_core.portrait import video_face_mesh
+    mesh = video_face_mesh(refine=True, confidence=0.4)
     times, rows, ref, base = [], [], None, None
     try:
         with av.open(str(path)) as c:

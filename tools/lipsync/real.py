@@ -65,10 +65,8 @@ class MouthTracker:
     """mediapipe face mesh in video mode; `measure(rgb)` -> (gap, width) / IOD, (NaN, NaN) without a face."""
 
     def __init__(self, max_side: int = 960):
-        import mediapipe as mp
-        self.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1,
-                                                    refine_landmarks=False, min_detection_confidence=0.4,
-                                                    min_tracking_confidence=0.4)
+        from vasa_core.portrait import video_face_mesh
+        self.mesh = video_face_mesh(refine=False, confidence=0.4)
         self.max_side = max_side
 
     def measure(self, rgb: np.ndarray) -> tuple[float, float]:
