@@ -392,7 +392,10 @@ def test_rounding_and_spreading_shape_the_lips_not_the_aperture(hopper_renderer)
 def test_closed_eyes_show_lid_skin_not_a_dark_slit(which, hopper_renderer, hopper_portrait, astronaut_portrait):
     """At a full blink the eye opening is covered by the upper lid's skin (lashes only on the line where the
     lids meet): few pixels of the former opening stay darker than 0.6x the cheeks (the old closed-lid texture
-    left 46-82% of them dark: a slit with a ragged edge)."""
+    left 46-82% of them dark: a slit with a ragged edge). Under 30%: the lash line drawn where the lids meet
+    (`test_closed_eye_has_an_unbroken_lash_line`) takes 23-26% of Hopper's and the astronaut's former
+    openings, as a real closed eye's does (a 2-3 px line in a 10-12 px opening in liveportrait__d10/d14's
+    blinks); the lid without it left 9-19%."""
     if which == "hopper":
         portrait, renderer = hopper_portrait, hopper_renderer
     else:
@@ -406,7 +409,7 @@ def test_closed_eyes_show_lid_skin_not_a_dark_slit(which, hopper_renderer, hoppe
         mask = np.zeros(gray.shape, np.uint8)
         cv2.fillPoly(mask, [np.round(lm[upper + lower[::-1], :2]).astype(np.int32)], 1)
         shares.append(float(np.mean(gray[mask > 0] < 0.6 * np.median(cheeks))))
-    assert np.mean(shares) < 0.2, shares
+    assert np.mean(shares) < 0.3, shares
 
 
 @pytest.mark.parametrize("which", ["hopper", "astronaut"])
@@ -435,6 +438,26 @@ def test_closed_lid_texture_stays_between_the_eye_corners(which, hopper_renderer
         beyond = ((xs < xl - 1) & (xs > xl - 0.3 * w)) | ((xs > xr + 1) & (xs < xr + 0.3 * w))
         assert np.percentile(np.abs(shut - plain)[y0:y1][:, beyond].max(-1), 99) < 2.0
     assert np.abs(shut - plain).max() > 20          # (the texture does close the eye between the corners)
+
+
+@pytest.mark.parametrize("which", ["hopper", "astronaut"])
+def test_closed_eye_has_an_unbroken_lash_line(which, hopper_renderer, astronaut_portrait):
+    """A closed eye shows a dark lash line where the lids meet, unbroken along the lid, as real blinks do: over
+    the middle 70% of each closed eye, >= 80% of the columns have a pixel within 2 px above to 3 px below the
+    posed upper lid that is >= 25% darker than the lid skin 4-9 px above it (all columns now; with the lashes
+    left to the squashed lid texture the astronaut's left eye had 23%, a ragged, broken line)."""
+    r = hopper_renderer if which == "hopper" else Renderer(astronaut_portrait, device="cpu")
+    f = {"blink_l": 1.0, "blink_r": 1.0}
+    g = cv2.cvtColor(r.render(f), cv2.COLOR_RGB2GRAY).astype(float)
+    lm = r.landmarks(f)
+    for upper in (EYE_R_UPPER, EYE_L_UPPER):
+        pts = lm[sorted(upper, key=lambda i: lm[i, 0]), :2]
+        xl, xr = pts[:, 0].min(), pts[:, 0].max()
+        xs = np.arange(int(np.ceil(xl + 0.15 * (xr - xl))), int(xr - 0.15 * (xr - xl)) + 1)
+        rows = np.round(np.interp(xs, pts[:, 0], pts[:, 1])).astype(int)
+        line = np.array([g[y - 2:y + 4, x].min() for x, y in zip(xs, rows)])
+        skin = np.array([np.median(g[y - 9:y - 4, x]) for x, y in zip(xs, rows)])
+        assert np.mean(line <= 0.75 * skin) >= 0.8, np.mean(line <= 0.75 * skin)
 
 
 def test_mesh_triangulation_is_delaunay(hopper_renderer):

@@ -32,7 +32,9 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, IRIS_
 
 # bump with any change to the pixels the renderer draws: the detector's shipped weights record the version
 # they were trained on, and tests/test_detector.py fails until `python -m tools.evals.train` re-trains them
-RENDERER_VERSION = "2026-12-07.6"
+RENDERER_VERSION = "2026-12-07.7"
+LASH_WIDTH = 0.025       # a closed eye's lash line: thickness / eye width
+LASH_OPACITY = 0.7      # ... and how much of the lash colour it lays over the lid
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
 OPEN_MOUTH = 0.02       # inner-lip gap / face width above which a portrait's mouth counts as open
 # turning towards the camera (degrees of relative yaw allowed, by the portrait's own |yaw|): measured by eye on
@@ -135,6 +137,7 @@ class Renderer:
         self.source = self._paint_out_irises()
         self.person, self.plate = self._prepare_background()
         self.lids = [self._prepare_lid(e) for e in self.eyes]
+        self.lash_colours = [self._lash_colour(e) for e in self.eyes]
         self._prepare_mouth()
         self._grid_x, self._grid_y = np.meshgrid(np.arange(S, dtype=np.float32), np.arange(S, dtype=np.float32))
         self._torch = None
@@ -340,6 +343,7 @@ class Renderer:
         self._composite_background(out, maps)
         self._composite_lids(out, f, maps)
         self._composite_eyes(out, cam, f)
+        self._draw_lash_lines(out, cam, f)
         if cam[LIP_MID_LOWER, 1] - cam[LIP_MID_UPPER, 1] > 0.3 or np.abs(cam[LIPS_INNER_LOWER, 1] - cam[LIPS_INNER_UPPER, 1]).max() > 0.3:
             # the teeth are fixed to the skull (upper) and to the jaw (lower): where the inner lips would be
             # under the head pose alone, and under the head pose and the jaw alone
@@ -440,6 +444,48 @@ class Renderer:
             soft = cv2.GaussianBlur(mixed, (0, 0), sigmaX=0.5, sigmaY=0.9)
             mixed += a * (soft - mixed)
             out[y0 + ya:y0 + yb, x0 + xa:x0 + xb] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+    def _lash_colour(self, e: _Eye) -> np.ndarray:
+        """The colour of this eye's lash line (RGB float32): the darkest fifth of the portrait along the upper
+        lid margin (1.5 px above to 0.5 px below it), over the middle 70% of the eye."""
+        lm = self.portrait.landmarks.astype(np.float64)
+        up = sorted(e.upper, key=lambda i: lm[i, 0])
+        xs = np.arange(int(np.ceil(lm[up, 0].min())), int(lm[up, 0].max()) + 1)
+        u = (xs - xs[0]) / max(1, xs[-1] - xs[0])
+        xs = xs[(u > 0.15) & (u < 0.85)] if len(xs) > 3 else xs
+        ys = np.interp(xs, lm[up, 0], lm[up, 1])
+        img = self.portrait.image.astype(np.float32)
+        pix = np.concatenate([img[np.clip(np.round(ys + d).astype(int), 0, self.size - 1),
+                                  np.clip(xs, 0, self.size - 1)] for d in (-1.5, -0.5, 0.5)], 0)
+        luma = pix @ LUMA
+        return pix[luma <= np.percentile(luma, 20)].mean(0).astype(np.float32)
+
+    def _draw_lash_lines(self, out: np.ndarray, cam: np.ndarray, f: dict[str, float]) -> None:
+        """Where an eye is (nearly) shut, draw its lash line in the frame along the posed upper lid: an
+        anti-aliased curve in the lash colour, LASH_WIDTH of the eye's width thick, fading towards the corners,
+        as a closed eye looks in real video (liveportrait__d10/d12/d14 blinks). Drawn after the warp rather than
+        into the lid texture: the flow squashes the texture's rows where the lids meet into a ragged,
+        stair-stepped edge, while the posed lid is a smooth curve."""
+        for e, colour, amount in zip(self.eyes, self.lash_colours, (f.get("blink_r", 0.0), f.get("blink_l", 0.0))):
+            w = _lid_weight(amount)
+            if w <= 0:
+                continue
+            up = cam[sorted(e.upper, key=lambda i: cam[i, 0]), :2]
+            x0, y0 = np.maximum(np.floor(up.min(0)).astype(int) - [3, 4], 0)
+            x1, y1 = np.minimum(np.ceil(up.max(0)).astype(int) + [4, 5], self.size)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            width = max(float(up[:, 0].max() - up[:, 0].min()), 1.0)
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            cv2.polylines(mask, [np.round((up - [x0, y0]) * 16).astype(np.int32)], False, 255,
+                          max(1, int(round(LASH_WIDTH * width))), cv2.LINE_AA, shift=4)
+            a = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), sigmaX=0.6, sigmaY=1.0)
+            u = (np.arange(x0, x1, dtype=np.float32) - float(up[:, 0].min())) / width
+            across = np.clip(np.minimum(u, 1.0 - u) / 0.2, 0.0, 1.0)
+            across = np.where((u < 0) | (u > 1), 0.0, 0.35 + 0.65 * across * across * (3.0 - 2.0 * across))
+            a = (w * LASH_OPACITY * a * across[None].astype(np.float32))[..., None]
+            region = out[y0:y1, x0:x1].astype(np.float32)
+            out[y0:y1, x0:x1] = np.clip(region + a * (colour - region) + 0.5, 0, 255).astype(np.uint8)
 
     # --- eyes -----------------------------------------------------------------------------------------------
     def _composite_eyes(self, out: np.ndarray, cam: np.ndarray, f: dict[str, float]) -> None:
