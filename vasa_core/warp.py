@@ -17,6 +17,8 @@ import numpy as np
 
 from .landmarks import FACE_OVAL
 
+FOLD_JUMP_PX = 1.5   # backward maps of neighbouring half-resolution samples further apart than this: a fold
+
 
 @dataclass(frozen=True)
 class Mesh:
@@ -181,8 +183,22 @@ def flow_maps(ids: np.ndarray, M: np.ndarray, box, fine=None) -> tuple[np.ndarra
     m = M[ids]                                                          # (h2, w2, 6)
     mx = m[..., 0] * gx + m[..., 1] * gy + m[..., 2]
     my = m[..., 3] * gx + m[..., 4] * gy + m[..., 5]
+    # where the flow tears (a fold: a near triangle drawn over a far one), upsampling linearly would blend two
+    # triangles' maps and fetch pixels from between them, a light or dark fringe along the face's outline on
+    # a turned head; there each pixel takes its own triangle's affine map instead
+    jump = np.zeros((h2, w2), bool)
+    for half in (mx, my):
+        jump[:, 1:] |= np.abs(np.diff(half, axis=1)) > FOLD_JUMP_PX
+        jump[1:, :] |= np.abs(np.diff(half, axis=0)) > FOLD_JUMP_PX
     mx = cv2.resize(mx, (2 * w2, 2 * h2), interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
     my = cv2.resize(my, (2 * w2, 2 * h2), interpolation=cv2.INTER_LINEAR)[: y1 - y0, : x1 - x0]
+    if jump.any():
+        near = cv2.dilate(jump.astype(np.uint8), np.ones((3, 3), np.uint8))
+        ys, xs = np.nonzero(np.repeat(np.repeat(near, 2, 0), 2, 1)[: y1 - y0, : x1 - x0])
+        k = M[ids[ys // 2, xs // 2]]                                    # each pixel's own triangle (nearest)
+        fx, fy = (x0 + xs).astype(np.float32), (y0 + ys).astype(np.float32)
+        mx[ys, xs] = k[:, 0] * fx + k[:, 1] * fy + k[:, 2]
+        my[ys, xs] = k[:, 3] * fx + k[:, 4] * fy + k[:, 5]
     if fine is not None:
         fx, fy = _fine_maps(M, fine)
         bx0, by0 = fine[0] - x0, fine[1] - y0
