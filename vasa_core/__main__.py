@@ -142,7 +142,9 @@ def cli(argv: list[str] | None = None) -> int:
         check_inputs(args.image, args.audio)        # within a second: before torch, mediapipe or the portrait
         from .motion import MotionSequence
         from safety.publish import build_pipeline
-        lipsync = getattr(args, "lipsync", "default")
+        # `stream` is live (its mouth is the learned model, pipeline.live_mouth) and `render` reads its motion from
+        # a file: neither runs the default Whisper mouth, so neither loads it
+        lipsync = getattr(args, "lipsync", "learned" if args.command in ("stream", "render") else "default")
         pipe = build_pipeline(size=args.size, fps=args.fps, device=args.device, lipsync=lipsync)
         if args.command == "stream":
             return _stream(pipe, pipe.load_audio(args.audio), args)
