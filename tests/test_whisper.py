@@ -242,3 +242,18 @@ def test_bad_audio_gives_a_calm_or_plausible_mouth(mouth, default_audio):
               np.clip(speech * 8, -1, 1).astype(np.float32)):
         y = jaw(x)
         assert np.corrcoef(y, clean)[0, 1] > 0.7 and 0.6 < np.percentile(y, 95) / np.percentile(clean, 95) < 1.5
+
+
+def test_stream_memory_stays_bounded(mouth, default_audio):
+    """A minute of audio fed a second at a time: the stream keeps about one encoder window of audio and a few
+    rows of features and heads, however long the clip."""
+    from vasa_core.audio import load_audio
+    x = np.tile(load_audio(default_audio).samples, 12)[:16000 * 60]
+    s = mouth.stream(25)
+    emitted = 0
+    for a in range(0, len(x), 16000):
+        emitted += len(s.push(x[a:a + 16000]))
+        window = int(mouth.window_s * 16000)
+        assert len(s._x) <= window + 16000 and len(s._gx) <= window + 2 * 16000
+        assert len(s._feats) <= 10 and len(s._heads) <= 10
+    assert emitted >= 25 * 60 - 25 * (mouth.window_s + 1)
