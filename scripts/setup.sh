@@ -43,5 +43,7 @@ fi
 # the project itself, editable: the `vasa` and `vasa-safety` commands (pyproject.toml); nothing is fetched
 step "the project itself (editable install: the vasa and vasa-safety commands)"
 pip_install --no-deps --no-build-isolation -e .
+step "checking the Whisper speech encoder's weights (from the pinned wheels; one sentence if missing or damaged)"
+.venv/bin/python -m vasa_core.whisper check
 step "checking the imports"
 .venv/bin/python -c "import torch, cv2, mediapipe, facenet_pytorch, av, librosa, gradio, dlib; print('==> [setup] ok: torch', torch.__version__)"
