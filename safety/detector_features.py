@@ -67,7 +67,7 @@ CUE_GROUPS: dict[str, tuple[str, ...]] = {
              "iris_lr_corr"),
     "lip_audio": ("av_energy_corr_max", "av_energy_lag", "av_energy_dcorr", "av_quiet_motion",
                   "av_model_corr_max", "av_model_lag", "av_model_corr0", "av_model_dcorr", "av_model_gain",
-                  "av_closure_agree"),
+                  "av_closure_agree", "av_model_local", "av_width_corr", "av_press_open"),
     "mouth_appearance": ("mouth_flicker", "mouth_flicker_vs_motion", "lip_edge", "lip_edge_cv", "inner_hf_rel",
                          "teeth_rel", "inner_std_rel", "mouth_hf_vs_face", "mouth_hf_cv", "mouth_res_corr"),
     "face_texture": ("face_hf_vs_wide", "face_res_corr", "face_flicker", "face_spec_hi", "face_hf_cv",
@@ -415,20 +415,31 @@ _MOUTH_MODEL: list = []
 
 
 def expected_mouth(audio: np.ndarray, t: np.ndarray) -> np.ndarray | None:
-    """Mouth opening (jaw_open + lower_lip_drop of the project's learned audio -> mouth model,
-    `vasa_core.lipsync.model.LearnedMouth`) at times `t` (s) of 16 kHz audio, or None without the model."""
+    """The project's learned audio -> mouth model (`vasa_core.lipsync.model.LearnedMouth`) at times `t` (s) of
+    16 kHz audio: (len(t), 3) = opening (jaw_open + lower_lip_drop), width (lip_stretch - lip_funnel) and lip
+    press; None without the model."""
     try:
         if not _MOUTH_MODEL:
             from vasa_core.lipsync.model import LearnedMouth
             _MOUTH_MODEL.append(LearnedMouth.load_default())
-        from vasa_core.lipsync.phonemes import JAW, LLD
+        from vasa_core.lipsync.phonemes import FUN, JAW, LLD, PRS, STR
     except Exception:
         return None
     y = _MOUTH_MODEL[0].predict_100hz(audio, AUDIO_RATE)
     if len(y) < 10:
         return None
-    op = y[:, JAW] + y[:, LLD]
-    return np.interp(t * 100.0, np.arange(len(op)), op)
+    cols = np.stack([y[:, JAW] + y[:, LLD], y[:, STR] - y[:, FUN], y[:, PRS]], axis=1)
+    return np.stack([np.interp(t * 100.0, np.arange(len(y)), c) for c in cols.T], axis=1)
+
+
+def _local_sync(a: np.ndarray, e: np.ndarray, win: int = 25, hop: int = 12, max_lag: int = 2) -> float:
+    """Median over ~2-s windows of the best lagged correlation between two series (NaN when too short)."""
+    vals = []
+    for s0 in range(0, len(a) - win + 1, hop):
+        c = [v for v in _lagged_corrs(a[s0:s0 + win], e[s0:s0 + win], max_lag).values() if np.isfinite(v)]
+        if c:
+            vals.append(max(c))
+    return float(np.median(vals)) if vals else math.nan
 
 
 def _kinematics(t: np.ndarray, lm: np.ndarray, audio: np.ndarray) -> tuple[dict[str, float], dict]:
@@ -506,7 +517,8 @@ def _kinematics(t: np.ndarray, lm: np.ndarray, audio: np.ndarray) -> tuple[dict[
                      av_energy_dcorr=_corr(np.diff(ap), np.diff(e)),
                      av_quiet_motion=float(da[quiet].mean() / (da[loud].mean() + 1e-6)) if quiet.any() and loud.any()
                      else math.nan)
-        pred = expected_mouth(audio, t)
+        y = expected_mouth(audio, t)
+        pred = y[:, 0] if y is not None else None
         if pred is not None and np.std(pred) > 1e-4:
             lags = {k: v for k, v in _lagged_corrs(ap, pred, 3).items() if np.isfinite(v)}
             best = max(lags, key=lags.get) if lags else 0
@@ -515,7 +527,12 @@ def _kinematics(t: np.ndarray, lm: np.ndarray, audio: np.ndarray) -> tuple[dict[
             f.update(av_model_corr_max=lags.get(best, math.nan), av_model_lag=float(best),
                      av_model_corr0=lags.get(0, math.nan), av_model_dcorr=_corr(np.diff(ap), np.diff(pred)),
                      av_model_gain=float(np.log((ap.std() + 1e-4) / (pred.std() + 1e-4))),
-                     av_closure_agree=float(shut_seen[shut_pred].mean()) if shut_pred.any() else math.nan)
+                     av_closure_agree=float(shut_seen[shut_pred].mean()) if shut_pred.any() else math.nan,
+                     av_model_local=_local_sync(ap, pred),
+                     av_width_corr=max([v for v in _lagged_corrs(mw, y[:, 1], 3).values() if np.isfinite(v)],
+                                       default=math.nan),
+                     av_press_open=float(np.median(ap[y[:, 2] > np.percentile(y[:, 2], 90)]) / (np.median(ap) + 1e-3))
+                     if np.ptp(y[:, 2]) > 1e-3 else math.nan)
     series = {"ap": ap, "iod": iod, "angle": np.arctan2(dv[:, 1], dv[:, 0]), "lip_s": lip_s,
               "mouth_c": lm[:, [LIP_IN_UP, LIP_IN_LO, *LIP_CORNERS], :2].mean(1)}
     return f, series
