@@ -25,7 +25,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | Path, fps: float = 25.0, size: int = 512, audio: Audio | None = None,
-                 crf: int = 18, preset: str = "veryfast", audio_rate: int | None = None):
+                 crf: int = 16, preset: str = "veryfast", audio_rate: int | None = None):
         import av
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,10 +35,11 @@ class VideoWriter:
         self.vstream = self.container.add_stream("libx264", rate=rate)
         self.vstream.width = self.vstream.height = size
         self.vstream.pix_fmt = "yuv420p"
-        # CRF 18 + tune film, by measurement (`tools.review`, Grace Hopper's face, 100 frames at 512): the face
-        # keeps 0.84x the source's detail against 0.80x at the former CRF 20, for 35% more bytes and the same
-        # encoding time (~5 ms a frame on one core); CRF 16 keeps 0.85x for 80% more bytes; preset "faster"
-        # gains nothing and doubles the time
+        # CRF 16 + tune film, by measurement (`tools.review`, Grace Hopper's face at 512): with the learned head
+        # motion (livelier than the hand-tuned one) CRF 18 kept 0.75x of the source's detail against 0.94x in
+        # memory, CRF 16 0.79x for 28% more bytes (1.6 s: 217 vs 170 KB; /tmp/lead/crf.py); earlier, with the
+        # hand-tuned motion, CRF 18 had kept 0.84x against 0.80x at CRF 20; preset "faster" gains nothing and
+        # doubles the time
         self.vstream.options = {"crf": str(crf), "preset": preset, "tune": "film"}
         self.vstream.codec_context.thread_count = 1       # leave the other core to the renderer
         self.audio_rate = audio.sample_rate if audio is not None else audio_rate
