@@ -120,4 +120,4 @@ def test_folds_fetch_from_one_triangle_not_between_two(hopper_renderer):
         ly = cv2.resize(m[..., 3] * gx + m[..., 4] * gy + m[..., 5], (2 * w2, 2 * h2))[: y1 - y0, : x1 - x0]
         linear = off_both_sides(lx, ly)
         assert (linear > 3).sum() > 20                       # the check can fail: linear upsampling does this
-        assert (err > 3).sum() < 0.6 * (linear > 3).sum(), ((err > 3).sum(), (linear > 3).sum())   # 19 vs 39
+        assert (err > 3).sum() < 0.6 * (linear > 3).sum(), ((err > 3).sum(), (linear > 3).sum())   # about half, measured

@@ -32,7 +32,7 @@ from .portrait import (EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, IRIS_
 
 # bump with any change to the pixels the renderer draws: the detector's shipped weights record the version
 # they were trained on, and tests/test_detector.py fails until `python -m tools.evals.train` re-trains them
-RENDERER_VERSION = "2026-12-07.8"
+RENDERER_VERSION = "2026-12-07.9"
 LASH_WIDTH = 0.025       # a closed eye's lash line: thickness / eye width
 LASH_OPACITY = 0.7      # ... and how much of the lash colour it lays over the lid
 EYE_RADIUS_IOD = 0.19   # eyeball radius / inter-ocular distance (12 mm / 63 mm)
