@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg"}
 SEGMENT_SECONDS = 8.0          # = safety.detector_features.ANALYSIS_SECONDS
-PRODUCT_CRF = 20               # what the product's VideoWriter uses
+PRODUCT_CRF = 16               # what the product's VideoWriter uses (vasa_core.video)
 DEFAULT_WORK = Path("/tmp/detector")
 
 VARIANTS: dict[str, dict | None] = {
