@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vasa_core import landmarks as L
+
 from .errors import SafetyError
 
 ANALYSIS_SECONDS = 8.0      # detect() analyses the first this many seconds of a clip
@@ -37,22 +39,22 @@ FACE_PX_PER_IOD = 30.0
 WIDE_CROP = 64              # px square, 12 px per IOD, same centre (face + hair + neck)
 WIDE_PX_PER_IOD = 12.0
 
-# face-mesh landmark indices (mediapipe topology)
-EYE_L = (33, 133, 159, 145)       # outer, inner, upper lid, lower lid (image-left eye)
-EYE_R = (263, 362, 386, 374)
-IRIS_L, IRIS_R = 468, 473
-LIP_IN_UP, LIP_IN_LO = 13, 14
-LIP_CORNERS = (61, 291)
+# face-mesh landmark indices, from the one table (vasa_core.landmarks: "R" is the subject's right eye, on the
+# image's left)
+EYE_R = (*L.EYE_R_CORNERS, *L.EYE_R_LIDS)     # outer, inner, upper lid, lower lid
+EYE_L = (*L.EYE_L_CORNERS, *L.EYE_L_LIDS)
+IRIS_R, IRIS_L = L.IRIS_R[0], L.IRIS_L[0]     # iris centres
+LIP_IN_UP, LIP_IN_LO = L.LIP_MID_UPPER, L.LIP_MID_LOWER
+LIP_CORNERS = L.MOUTH_CORNERS
 CHIN = (152, 148, 377)
 CHEEKS = (205, 425, 50, 280)
 BROWS = (105, 334, 66, 296)
-NOSE_TIP = 1
-FACE_EDGES = (234, 454)
-STABLE = (33, 133, 362, 263, 1, 4, 5, 6, 168, 197, 195, 10, 151, 9, 234, 454, 127, 356)
-OUTER_LIP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375)
-INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
-FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
-             148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+NOSE_TIP = L.NOSE_TIP
+FACE_EDGES = (L.CHEEK_R, L.CHEEK_L)
+STABLE = (33, 133, 362, 263, 1, 4, 5, 6, 168, 197, 195, 10, 151, 9, 234, 454, 127, 356)   # skull points
+OUTER_LIP = tuple(L.LIPS_OUTER_UPPER + L.LIPS_OUTER_LOWER[1:-1])          # around the lips, upper then lower
+INNER_LIP = tuple(L.LIPS_INNER_UPPER + L.LIPS_INNER_LOWER[::-1][1:-1])    # around the opening
+FACE_OVAL = tuple(L.FACE_OVAL)
 
 # cue group -> features (the model sees all of them; a result's `cues` says how much each group moved it)
 CUE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -188,7 +190,7 @@ def _luma(frame) -> np.ndarray:
 
 def _eye_frame(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(eye centre, mouth centre, IOD in px, eye-line angle in rad) of landmarks in pixels."""
-    el, er = pts[list(EYE_L[:2]), :2].mean(0), pts[list(EYE_R[:2]), :2].mean(0)
+    el, er = pts[list(EYE_R[:2]), :2].mean(0), pts[list(EYE_L[:2]), :2].mean(0)
     mouth = pts[[LIP_IN_UP, LIP_IN_LO, *LIP_CORNERS], :2].mean(0)
     d = er - el
     return (el + er) / 2, mouth, float(np.hypot(*d)), float(math.atan2(d[1], d[0]))
@@ -260,7 +262,7 @@ def extract_signals(source, max_seconds: float = ANALYSIS_SECONDS, luma_sink=Non
     or have no frames.
     """
     import cv2
-    import mediapipe as mp
+    from vasa_core.portrait import video_face_mesh
 
     audio = read_audio(source, max_seconds)
     sample_t, lms, mouths, faces, wides, cols, sharps = [], [], [], [], [], [], []
@@ -269,9 +271,7 @@ def extract_signals(source, max_seconds: float = ANALYSIS_SECONDS, luma_sink=Non
     aspect = 1.0
     n_frames = 0
     try:
-        with _open(source) as c, mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=False, max_num_faces=1, refine_landmarks=True,
-                min_detection_confidence=0.5, min_tracking_confidence=0.5) as mesh:
+        with _open(source) as c, video_face_mesh(refine=True, confidence=0.5) as mesh:
             if not c.streams.video:
                 raise DetectorError("The file has no video track.")
             vs = c.streams.video[0]
@@ -448,8 +448,8 @@ def _kinematics(t: np.ndarray, lm: np.ndarray, audio: np.ndarray) -> tuple[dict[
     from vasa_core.audio import speech_band_energy
     f: dict[str, float] = {}
     dt = 1.0 / SAMPLE_FPS
-    eye_c = (lm[:, EYE_L[:2], :2].mean(1) + lm[:, EYE_R[:2], :2].mean(1)) / 2
-    dv = lm[:, EYE_R[:2], :2].mean(1) - lm[:, EYE_L[:2], :2].mean(1)
+    eye_c = (lm[:, EYE_R[:2], :2].mean(1) + lm[:, EYE_L[:2], :2].mean(1)) / 2
+    dv = lm[:, EYE_L[:2], :2].mean(1) - lm[:, EYE_R[:2], :2].mean(1)
     iod = np.linalg.norm(dv, axis=1)
     iod_ref = float(np.median(iod))
     ref = np.median(lm[:, :, :2], axis=0)
@@ -493,14 +493,14 @@ def _kinematics(t: np.ndarray, lm: np.ndarray, audio: np.ndarray) -> tuple[dict[
              cheek_vs_mouth=nonrigid_speed(CHEEKS) / (lip_s + 1e-6),
              brow_vs_mouth=nonrigid_speed(BROWS) / (lip_s + 1e-6), stable_jitter=stable_s,
              mouth_vs_stable=lip_s / (stable_s + 1e-6))
-    el, er = _ear(lm, EYE_L), _ear(lm, EYE_R)
+    el, er = _ear(lm, EYE_R), _ear(lm, EYE_L)
     ear = (el + er) / 2
     med = float(np.median(ear)) + 1e-9
     closed = ear < 0.6 * med
     onsets = int(np.sum(closed[1:] & ~closed[:-1]) + (1 if closed[0] else 0))
     span = max(float(t[-1] - t[0]) + dt, dt)
-    iris = np.concatenate([(lm[:, IRIS_L, :2] - lm[:, EYE_L[:2], :2].mean(1)),
-                           (lm[:, IRIS_R, :2] - lm[:, EYE_R[:2], :2].mean(1))], axis=1) / iod[:, None]
+    iris = np.concatenate([(lm[:, IRIS_R, :2] - lm[:, EYE_R[:2], :2].mean(1)),
+                           (lm[:, IRIS_L, :2] - lm[:, EYE_L[:2], :2].mean(1))], axis=1) / iod[:, None]
     f.update(ear_mean=float(ear.mean()), ear_std=float(ear.std()), ear_min_ratio=float(ear.min() / med),
              blink_rate=onsets * 60.0 / span, ear_lr_corr=_corr(el, er), iris_std=float(iris.std(0).mean()),
              iris_speed=float(np.abs(np.diff(iris, axis=0)).mean() / dt), iris_lr_corr=_corr(iris[:, 0], iris[:, 2]))
