@@ -81,9 +81,12 @@ def build_pipeline(size: int = 512, fps: float = 25.0, device: str = "auto", lip
                    audit_path: str | Path | None = None, *, marker: Marker | None = None,
                    publisher: Publisher | None = None):
     """The one factory the app, the CLI and the tools build their pipeline with: a `TalkingFacePipeline`
-    handed this installation's watermark key, signing certificate and audit log (`audit_path`: another
-    audit-log file, e.g. for a benchmark), or the `marker` / `publisher` given."""
+    handed its components: the mouth model `lipsync` names ('default': the Whisper mouth; live streams get the
+    learned one on first use), the renderer, and this installation's watermark key, signing certificate and
+    audit log (`audit_path`: another audit-log file, e.g. for a benchmark), or the `marker` / `publisher` given."""
+    from vasa_core.mouth import load_mouth_model
     from vasa_core.pipeline import TalkingFacePipeline
-    return TalkingFacePipeline(size=size, fps=fps, device=device, lipsync=lipsync,
-                               marker=marker if marker is not None else Marker(),
+    from vasa_core.render import Renderer
+    return TalkingFacePipeline(size=size, fps=fps, device=device, mouth=load_mouth_model(lipsync),
+                               renderer=Renderer, marker=marker if marker is not None else Marker(),
                                publisher=publisher if publisher is not None else Publisher(audit_path))

@@ -118,14 +118,19 @@ class TalkingFacePipeline:
     """
 
     def __init__(self, size: int = 512, fps: float = 25.0, device: str = "auto", lipsync: str = "default", *,
-                 marker: Marker, publisher: Publisher):
+                 marker: Marker, publisher: Publisher, mouth: MouthModel | None = None,
+                 live_mouth: MouthModel | None = None, renderer: Callable[[Portrait, str], Renderer] = Renderer):
+        """mouth / live_mouth: the mouth models for files and for live streams (`safety.publish.build_pipeline`
+        builds them; left out, `lipsync` names one: 'default' | 'learned' | 'acoustic'); renderer: what turns a
+        Portrait and a device into a renderer (`vasa_core.render.Renderer`)."""
         if not 256 <= size <= 1024:
             raise ValueError("size must be between 256 and 1024 pixels")
         self.size, self.fps, self.device = int(size), float(fps), _resolve_device(device)
         self.marker: Marker = marker
         self.publisher: Publisher = publisher
-        self.mouth: MouthModel = load_mouth_model(lipsync)
-        self._live_mouth: MouthModel | None = None
+        self.mouth: MouthModel = mouth if mouth is not None else load_mouth_model(lipsync)
+        self._live_mouth: MouthModel | None = live_mouth
+        self.make_renderer = renderer
         self._portraits: OrderedDict[str, tuple[Portrait, Renderer]] = OrderedDict()
 
     @property
@@ -150,7 +155,7 @@ class TalkingFacePipeline:
         hit = self._portraits.get(key)
         if hit is None:
             portrait = image if isinstance(image, Portrait) else analyze_portrait(image, self.size, face_box)
-            hit = (portrait, Renderer(portrait, self.device))
+            hit = (portrait, self.make_renderer(portrait, self.device))
             self._portraits[key] = hit
             while len(self._portraits) > 8:
                 self._portraits.popitem(last=False)
