@@ -32,12 +32,16 @@ def datadir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory, datadir):
-    """A marked + signed clip, the same clip unsigned, and an unmarked unsigned clip (2 s, with AAC audio)."""
+    """A marked + signed clip, the same clip unsigned, and an unmarked unsigned clip (4 s, with AAC audio).
+
+    4 s, as `tools.evals.watermark evaluate` measures: since the mark moved out of smooth skin (2026-12-07) its
+    margins are 5-15% lower, and a 2-s clip cropped and re-encoded at CRF 28 lost the mark for one random key
+    in a full-suite run (0 of 30 keys in isolation); the README's watermark section says so."""
     from safety.provenance import sign_mp4
 
     d = tmp_path_factory.mktemp("clips")
     img = E.sample_images()["grace_hopper"]
-    frames = E.talking_frames(img, 50, seed=4)
+    frames = E.talking_frames(img, 100, seed=4)
     wm = W.Watermarker(PAYLOAD, 512, 512)
     marked = [W.label_frame(wm.embed(f, i)) for i, f in enumerate(frames)]
     E.encode_mp4(marked, d / "marked.mp4", crf=20)
@@ -80,7 +84,7 @@ def test_signed_manifest_reads_back_valid(clips):
 def test_signing_keeps_the_media(clips):
     a = E.decode_bytes(clips["marked"].read_bytes())
     b = E.decode_bytes(clips["signed"].read_bytes())
-    assert len(a) == len(b) == 50 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert len(a) == len(b) == 100 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 def test_unsigned_and_tampered(clips, tmp_path):
