@@ -23,14 +23,21 @@ def _path(payload) -> str | None:
     return str(path) if path else None
 
 
-class RawImage(gr.Image):
-    """An image widget whose input is the uploaded file's path, never decoded on the server."""
+class _PathInput:
+    """Mixin for file widgets: the input is the uploaded file's path, never decoded or converted on the server;
+    the browser draws Gradio's own widget (`_block`)."""
+    _block = ""
 
-    def get_block_name(self) -> str:     # the browser draws it with Gradio's own widget
-        return "image"
+    def get_block_name(self) -> str:
+        return self._block
 
     def preprocess(self, payload) -> str | None:  # type: ignore[override]
         return _path(payload)
+
+
+class RawImage(_PathInput, gr.Image):
+    """An image widget whose input is the uploaded file's path, never decoded on the server."""
+    _block = "image"
 
 
 class RawAudio(gr.Audio):
@@ -45,14 +52,9 @@ class RawAudio(gr.Audio):
         return _path(payload)
 
 
-class RawVideo(gr.Video):
+class RawVideo(_PathInput, gr.Video):
     """A video widget whose input is the uploaded file's path, never converted."""
-
-    def get_block_name(self) -> str:     # the browser draws it with Gradio's own widget
-        return "video"
-
-    def preprocess(self, payload) -> str | None:  # type: ignore[override]
-        return _path(payload)
+    _block = "video"
 
 
 class Choice(gr.Radio):
