@@ -20,6 +20,12 @@ from vasa_core import models
 from vasa_core.faces import Face
 from vasa_core.faces import detect_faces as _detect
 
+# mediapipe face-mesh landmark indices: the one table, `vasa_core.landmarks` (re-exported here for the rig,
+# the renderer and older callers)
+from .landmarks import (BROW_L, BROW_R, CHEEK_L, CHEEK_R, CHIN, EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER,  # noqa: F401
+                        EYE_R_UPPER, FACE_OVAL, FOREHEAD, INNER_CORNERS, IRIS_L, IRIS_R, LIP_MID_LOWER, LIP_MID_UPPER,
+                        LIPS_INNER_LOWER, LIPS_INNER_UPPER, LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, MOUTH_CORNERS,
+                        NOSE_BASE, NOSE_TIP)
 from .errors import (FaceCutOffError, FaceTooSmallError, ImageError, NoFaceError, ProfileFaceError)
 
 MAX_SIDE = 4096            # px: larger images are downscaled to this long side first
@@ -29,12 +35,6 @@ FRAME_SCALE = 2.4          # output side = at least this x the face box side ...
 HEAD_FRAMED = 5.0          # ... and up to this x, rather than upscale a source smaller than the output
 DETECT_SIDE = 800          # px: MTCNN runs on a copy of at most DETECT_SIDE**2 pixels (speed)
 
-# mediapipe face-mesh landmark indices: the one table, `vasa_core.landmarks` (re-exported here for the rig,
-# the renderer and older callers)
-from .landmarks import (BROW_L, BROW_R, CHEEK_L, CHEEK_R, CHIN, EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER,  # noqa: E402,F401
-                        EYE_R_UPPER, FACE_OVAL, FOREHEAD, INNER_CORNERS, IRIS_L, IRIS_R, LIP_MID_LOWER, LIP_MID_UPPER,
-                        LIPS_INNER_LOWER, LIPS_INNER_UPPER, LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, MOUTH_CORNERS,
-                        NOSE_BASE, NOSE_TIP)
 
 
 @dataclass(frozen=True)
